@@ -1,0 +1,263 @@
+"""The ``recoworld`` command.
+
+User errors (a missing scenario, an unknown key, a bad value) print one line to stderr and exit
+with status 2; an interrupted run (Ctrl-C, SIGTERM) keeps every completed tick, prints its summary
+and exits with status 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from recoworld import __version__
+from recoworld.errors import RecoworldError
+
+__all__ = ["main"]
+
+logger = logging.getLogger(__name__)
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+_RUN_EXAMPLES = """\
+examples:
+  recoworld run                                  # the default scenario, seed 0
+  recoworld run retention --seed 3 --days 2      # a shipped scenario, shortened
+  recoworld run envs/social.yaml --out runs/s1   # a scenario file, into a chosen folder
+  recoworld run --users 100000 --ticks 12        # exactly 12 ticks of a bigger world
+  recoworld run --policy oracle --set users.max_instructions=0
+"""
+
+
+def _parse_set(values: Sequence[str]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise RecoworldError(f"--set {item!r}: expected KEY=VALUE, e.g. world.n_users=5000")
+        out[key.strip()] = yaml.safe_load(raw)
+    return out
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recoworld",
+        description="Simulate users, recommenders and a social graph; log everything as Parquet.",
+    )
+    parser.add_argument("--version", action="version", version=f"recoworld {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run a scenario and write its trajectory",
+        description="Run a scenario and write its trajectory (Parquet) and manifest to a folder.",
+        epilog=_RUN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "scenario", nargs="?", default="default", help="shipped scenario name or YAML path"
+    )
+    run.add_argument("--seed", type=int, help="root seed (default: the scenario's)")
+    run.add_argument("--out", type=Path, help="run folder (default: runs/<scenario>-seed<seed>)")
+    run.add_argument("--users", type=int, help="population size (world.n_users)")
+    run.add_argument("--days", type=float, help="simulated days (clock.days)")
+    run.add_argument("--ticks", type=int, help="run exactly N ticks (clock.ticks)")
+    run.add_argument("--policy", help="recommender policy name (policy.name)")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any scenario key, e.g. --set users.patience_mean=0.7 (repeatable)",
+    )
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    envs = sub.add_parser(
+        "envs",
+        help="list the shipped scenarios",
+        description="List the shipped scenarios (envs/*.yaml).",
+    )
+    envs.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def _cmd_envs(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from recoworld.scenario import list_scenarios
+
+    infos = list_scenarios()
+    if args.json:
+        rows = [
+            {"id": i.name, "kind": "scenario", "description": i.description, "path": str(i.path)}
+            for i in infos
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title="recoworld scenarios", show_lines=False)
+    table.add_column("name", style="bold")
+    table.add_column("description")
+    for info in infos:
+        table.add_row(info.name, info.description)
+    Console().print(table)
+    return 0
+
+
+class _StopFlag:
+    """First SIGINT/SIGTERM asks the run to stop after the current tick; a second SIGINT aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from recoworld._config import override
+    from recoworld.metrics.summary import summarize_run
+    from recoworld.scenario import load_scenario
+    from recoworld.schedule import Simulation, TickStats
+
+    config = load_scenario(args.scenario)
+    updates = _parse_set(args.set)
+    for key, value in (
+        ("seed", args.seed),
+        ("world.n_users", args.users),
+        ("clock.days", args.days),
+        ("clock.ticks", args.ticks),
+        ("policy.name", args.policy),
+    ):
+        if value is not None:
+            updates[key] = value
+    if args.policy is not None and "policy.params" not in updates:
+        updates["policy.params"] = {}
+    if updates:
+        config = override(config, updates)
+    out = args.out or Path("runs") / f"{config.name}-seed{config.seed}"
+    err = Console(stderr=True)
+    with err.status("building the world…", spinner="dots") if not args.quiet else _null():
+        sim = Simulation(config, out_dir=out)
+    n_ticks = sim.n_ticks
+    clock = sim.world.clock
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("tick {task.completed:>5.0f}/{task.total:.0f}"),
+        TextColumn("{task.fields[when]}"),
+        TextColumn("active {task.fields[active]:>7}"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=args.quiet,
+        transient=False,
+    )
+    status = "failed"
+    with progress, _StopFlag() as stop:
+        task = progress.add_task(config.name, total=n_ticks, when="", active=0)
+
+        def on_tick(stats: TickStats) -> None:
+            t = stats.tick + 1
+            when = f"day {clock.day(t)} {clock.hour_of_day(t):02d}:{clock.minutes(t) % 60:02d}"
+            progress.update(task, completed=t, when=when, active=stats.active)
+
+        result = sim.run(progress=on_tick, should_stop=stop)
+        status = result.status
+    summary = summarize_run(out)
+    _print_summary(summary, result.status, result.ticks, n_ticks)
+    print(f"Run folder: {out.resolve()}")
+    if status == "interrupted":
+        print(
+            f"recoworld: interrupted after {result.ticks} ticks; every completed tick is saved",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    return 0
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _print_summary(summary: dict[str, Any], status: str, ticks: int, n_ticks: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    labels = {
+        "population/users": "users",
+        "population/active_users": "active users",
+        "engagement/sessions": "sessions",
+        "engagement/impressions": "impressions",
+        "engagement/ctr": "CTR",
+        "engagement/session_length": "mean session length (items)",
+        "instruction/rate": "instructions per session",
+        "retention/return_rate": "return rate",
+        "social/shares": "shares",
+    }
+    table = Table(title=f"recoworld run — {status}, {ticks}/{n_ticks} ticks")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("name", style="dim")
+    for key, label in labels.items():
+        value = summary[key]
+        text = f"{value:,}" if isinstance(value, int) else f"{value:.4f}"
+        table.add_row(label, text, key)
+    Console(width=100).print(table)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        if args.command == "envs":
+            return _cmd_envs(args)
+        return _cmd_run(args)
+    except RecoworldError as exc:
+        message = " ".join(str(exc).split())
+        print(f"recoworld: error: {message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("recoworld: aborted; every completed tick is saved", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

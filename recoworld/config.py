@@ -1,0 +1,446 @@
+"""Typed, frozen, keyword-only configuration of a recoworld run.
+
+A scenario YAML file (``envs/*.yaml``) maps one to one onto :class:`ScenarioConfig`; every field
+below is documented with its meaning and default. Construct configs in code directly, or from
+plain data with :func:`recoworld.scenario.parse_scenario`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from recoworld._config import check
+
+__all__ = [
+    "DEFAULT_DIURNAL",
+    "DEFAULT_TOPICS",
+    "ClockConfig",
+    "FeedConfig",
+    "GraphConfig",
+    "PolicyConfig",
+    "RecordConfig",
+    "ScenarioConfig",
+    "UserModelConfig",
+    "WorldConfig",
+]
+
+#: Named topics of the synthetic world, so that instructions read naturally.
+DEFAULT_TOPICS: tuple[str, ...] = (
+    "cooking",
+    "hairstyling",
+    "football",
+    "travel",
+    "music",
+    "gaming",
+    "fitness",
+    "fashion",
+    "science",
+    "comedy",
+    "pets",
+    "finance",
+)
+
+
+#: Relative activity by hour of day (0..23): quiet nights, a lunch bump, an evening peak.
+DEFAULT_DIURNAL: tuple[float, ...] = (
+    0.35, 0.2, 0.12, 0.08, 0.08, 0.12, 0.3, 0.5, 0.6, 0.6, 0.6, 0.65,
+    0.75, 0.7, 0.65, 0.65, 0.7, 0.8, 0.9, 1.0, 1.0, 0.95, 0.8, 0.55,
+)  # fmt: skip
+
+
+def _unit(value: float, key: str) -> None:
+    check(0.0 <= value <= 1.0, key, "a number in [0, 1]", value)
+
+
+def _positive(value: float, key: str) -> None:
+    check(value > 0 and math.isfinite(value), key, "a positive number", value)
+
+
+def _non_negative(value: float, key: str) -> None:
+    check(value >= 0 and math.isfinite(value), key, "a number >= 0", value)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GraphConfig:
+    """The follow graph of the synthetic world.
+
+    Attributes:
+        kind: generator. ``homophilous`` (default): each user follows ``mean_degree`` others,
+            a share ``homophily`` of them chosen among users with the same main topic, the rest
+            by preferential attachment (heavy-tailed follower counts); ``erdos_renyi``;
+            ``barabasi_albert``; ``watts_strogatz``; ``none`` (no edges).
+        mean_degree: mean number of users each user follows (out-degree).
+        homophily: share of follows drawn within the user's own main topic (``homophilous`` only).
+        rewire: rewiring probability (``watts_strogatz`` only).
+    """
+
+    kind: Literal["homophilous", "erdos_renyi", "barabasi_albert", "watts_strogatz", "none"] = (
+        "homophilous"
+    )
+    mean_degree: float = 10.0
+    homophily: float = 0.7
+    rewire: float = 0.1
+
+    def __post_init__(self) -> None:
+        _non_negative(self.mean_degree, "mean_degree")
+        _unit(self.homophily, "homophily")
+        _unit(self.rewire, "rewire")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WorldConfig:
+    """Sizes and shape of the synthetic world (the embedded default generator).
+
+    Attributes:
+        n_users: population size.
+        n_items: catalogue size at the start of the run.
+        topics: topic names; items have one main topic each; user tastes mix topics.
+        embedding_dim: dimension of item embeddings and user taste vectors.
+        n_creators: number of distinct creators who made the initial items.
+        taste_concentration: Dirichlet concentration of a user's topic mix; small values give
+            users one or two favourite topics, large values give generalists.
+        item_spread: spread of item embeddings around their topic centroid (0 = identical).
+        stance_spread: standard deviation of item stance on the opinion axis [-1, 1].
+        graph: the follow graph.
+    """
+
+    n_users: int = 10_000
+    n_items: int = 5_000
+    topics: tuple[str, ...] = DEFAULT_TOPICS
+    embedding_dim: int = 16
+    n_creators: int = 500
+    taste_concentration: float = 0.35
+    item_spread: float = 0.45
+    stance_spread: float = 0.45
+    graph: GraphConfig = field(default_factory=GraphConfig)
+
+    def __post_init__(self) -> None:
+        check(self.n_users >= 1, "n_users", "an integer >= 1", self.n_users)
+        check(self.n_items >= 1, "n_items", "an integer >= 1", self.n_items)
+        check(len(self.topics) >= 2, "topics", "at least two topic names", self.topics)
+        check(len(set(self.topics)) == len(self.topics), "topics", "distinct names", self.topics)
+        check(len(self.topics) <= 32_000, "topics", "at most 32000 topics", len(self.topics))
+        check(self.embedding_dim >= 2, "embedding_dim", "an integer >= 2", self.embedding_dim)
+        check(self.n_creators >= 1, "n_creators", "an integer >= 1", self.n_creators)
+        _positive(self.taste_concentration, "taste_concentration")
+        _non_negative(self.item_spread, "item_spread")
+        _non_negative(self.stance_spread, "stance_spread")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ClockConfig:
+    """Simulated time.
+
+    One tick is one page: every user in a session is served one feed per tick.
+
+    Attributes:
+        tick_minutes: simulated minutes per tick (must divide a day).
+        days: length of the run in simulated days (``ticks`` overrides it).
+        ticks: run exactly this many ticks instead of ``days`` (0 = use ``days``).
+        start_hour: simulated hour of day at tick 0.
+        diurnal: 24 relative activity weights, one per hour of day; a user ready to start a
+            session does so in a tick with probability ``diurnal[hour] / max(diurnal)``.
+    """
+
+    tick_minutes: int = 5
+    days: float = 1.0
+    ticks: int = 0
+    start_hour: int = 0
+    diurnal: tuple[float, ...] = DEFAULT_DIURNAL
+
+    def __post_init__(self) -> None:
+        check(
+            self.tick_minutes >= 1 and 1440 % self.tick_minutes == 0,
+            "tick_minutes",
+            "a whole number of minutes that divides a day (1440)",
+            self.tick_minutes,
+        )
+        _positive(self.days, "days")
+        check(self.ticks >= 0, "ticks", "an integer >= 0", self.ticks)
+        check(0 <= self.start_hour < 24, "start_hour", "an hour in 0..23", self.start_hour)
+        check(
+            len(self.diurnal) == 24 and min(self.diurnal) >= 0 and max(self.diurnal) > 0,
+            "diurnal",
+            "24 non-negative weights, not all zero",
+            self.diurnal,
+        )
+
+    @property
+    def ticks_per_day(self) -> int:
+        return 1440 // self.tick_minutes
+
+    @property
+    def n_ticks(self) -> int:
+        """Ticks in the run."""
+        return self.ticks if self.ticks > 0 else max(1, round(self.days * self.ticks_per_day))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UserModelConfig:
+    """Parameters of the numeric user model (the embedded default).
+
+    Choice. An examined item's utility is ::
+
+        z = w_taste·cos(taste, item) + w_quality·(quality − ½)
+            − w_boredom·(½ + diversity)·boredom[topic] − w_repeat·seen
+            + w_social·conformity·proof + w_friend·sociability·from_friend
+            + w_intent·[topic wanted] − w_intent·[topic refused]
+
+    the user clicks with probability ``attention^rank · σ((z − no_click_utility) / temperature)``
+    (a binary multinomial logit against the no-click option, damped by position).
+
+    Mindset, after each examined item:
+    ``satisfaction += satisfaction_rate·(m − satisfaction_reference)`` with
+    ``m = σ((z − no_click_utility)/temperature)`` (plus ``click_bonus`` on a click);
+    ``fatigue += fatigue_per_item``; the item's topic gains ``boredom_per_item`` of boredom and
+    every topic's boredom decays by ``boredom_decay`` per page; a click pulls the taste vector
+    towards the item by ``drift_rate`` (slow interest drift).
+
+    Leaving. Disengagement risk
+    ``ρ = σ((leave_threshold·(1.5 − patience) − (satisfaction − fatigue)) / leave_temperature)``;
+    after each item the user leaves with probability ``leave_hazard·ρ``.
+
+    Reflective instructions. At the end of a page, if ``ρ ≥ instruction_threshold``, fewer than
+    ``max_instructions`` were given this session and at least ``instruction_cooldown`` pages passed
+    since the last one, the user says what it wants (less of its most-bored topic, more of the topic
+    it likes best among the fresh ones) and gains ``instruction_hope`` satisfaction — it gives the
+    feed one more chance. The intent stands for the next ``intent_pages`` pages: each page that
+    honours it (≥ ``honour_share`` of the wanted topic, nothing refused) adds ``honour_gain``; each
+    that ignores it (nothing wanted, or something refused) subtracts ``ignore_penalty``.
+
+    Retention. At session end the user returns with probability
+    ``σ(return_bias + return_slope·(satisfaction − ½))``, otherwise churns for good; a returning
+    user comes back after an exponential gap of mean
+    ``24 h / activity · exp(−gap_slope·(satisfaction − ½))`` and starts when the hour's activity
+    weight allows (diurnal thinning).
+
+    Responses. Clicks dwell ``dwell_seconds·exp(N(0, dwell_sigma))·(0.5 + m)``; like, share and
+    comment with probabilities ``like_rate·m``, ``share_rate·sociability·m`` and
+    ``comment_rate·sociability·m``; ratings 1–5 from ``m``.
+    """
+
+    # Traits (population means; per-user values are drawn around them).
+    activity_mean: float = 1.5
+    conformity_mean: float = 0.5
+    diversity_mean: float = 0.5
+    patience_mean: float = 0.5
+    sociability_mean: float = 0.3
+    # Choice.
+    w_taste: float = 3.0
+    w_quality: float = 1.0
+    w_boredom: float = 2.0
+    w_repeat: float = 2.5
+    w_social: float = 0.6
+    w_friend: float = 0.8
+    w_intent: float = 1.0
+    no_click_utility: float = 1.2
+    temperature: float = 0.6
+    attention: float = 0.95
+    # Mindset.
+    initial_satisfaction: float = 0.7
+    satisfaction_carryover: float = 0.3
+    satisfaction_rate: float = 0.06
+    satisfaction_reference: float = 0.35
+    click_bonus: float = 0.01
+    fatigue_per_item: float = 0.01
+    boredom_per_item: float = 0.05
+    boredom_decay: float = 0.15
+    boredom_recovery_hours: float = 12.0
+    drift_rate: float = 0.01
+    # Leaving.
+    leave_threshold: float = 0.35
+    leave_temperature: float = 0.06
+    leave_hazard: float = 0.12
+    # Reflective instructions.
+    instruction_threshold: float = 0.4
+    max_instructions: int = 2
+    instruction_cooldown: int = 2
+    instruction_hope: float = 0.12
+    intent_pages: int = 3
+    honour_share: float = 0.3
+    honour_gain: float = 0.08
+    ignore_penalty: float = 0.12
+    # Retention.
+    return_bias: float = 1.5
+    return_slope: float = 6.0
+    gap_slope: float = 1.5
+    # Responses.
+    dwell_seconds: float = 25.0
+    dwell_sigma: float = 0.5
+    like_rate: float = 0.35
+    share_rate: float = 0.15
+    comment_rate: float = 0.05
+    # Opinion (bounded confidence on consumption).
+    opinion_epsilon: float = 0.4
+    opinion_rate: float = 0.02
+    # Memory.
+    memory_size: int = 32
+
+    def __post_init__(self) -> None:
+        _positive(self.activity_mean, "activity_mean")
+        for key in (
+            "conformity_mean",
+            "diversity_mean",
+            "patience_mean",
+            "sociability_mean",
+            "attention",
+            "initial_satisfaction",
+            "satisfaction_carryover",
+            "satisfaction_reference",
+            "boredom_decay",
+            "drift_rate",
+            "leave_hazard",
+            "instruction_threshold",
+            "honour_share",
+            "like_rate",
+            "share_rate",
+            "comment_rate",
+            "opinion_rate",
+        ):
+            _unit(getattr(self, key), key)
+        for key in (
+            "temperature",
+            "leave_temperature",
+            "dwell_seconds",
+            "boredom_recovery_hours",
+        ):
+            _positive(getattr(self, key), key)
+        for key in (
+            "w_taste",
+            "w_quality",
+            "w_boredom",
+            "w_repeat",
+            "w_social",
+            "w_friend",
+            "w_intent",
+            "satisfaction_rate",
+            "click_bonus",
+            "fatigue_per_item",
+            "boredom_per_item",
+            "instruction_hope",
+            "honour_gain",
+            "ignore_penalty",
+            "dwell_sigma",
+            "gap_slope",
+            "opinion_epsilon",
+        ):
+            _non_negative(getattr(self, key), key)
+        check(
+            self.max_instructions >= 0, "max_instructions", "an integer >= 0", self.max_instructions
+        )
+        check(
+            self.instruction_cooldown >= 0,
+            "instruction_cooldown",
+            "an integer >= 0",
+            self.instruction_cooldown,
+        )
+        check(self.intent_pages >= 1, "intent_pages", "an integer >= 1", self.intent_pages)
+        check(
+            1 <= self.memory_size <= 1024, "memory_size", "an integer in 1..1024", self.memory_size
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FeedConfig:
+    """How a feed is put together from the recommender's slate and the social inbox.
+
+    Rule ``interleave``: after every ``social_every`` recommended items, one in-network item (the
+    newest unseen item a followee shared into the user's inbox) is inserted, at most
+    ``social_slots`` per page. Rule ``append``: up to ``social_slots`` in-network items follow the
+    slate. Rule ``none``: the feed is the slate alone.
+
+    Attributes:
+        slate_size: items the recommender returns per page (``k``).
+        n_candidates: size of each user's candidate pool per page (``C``).
+        rule: ``interleave`` | ``append`` | ``none``.
+        social_slots: most in-network items per page.
+        social_every: recommended items between two in-network items (``interleave``).
+        inbox_size: capacity of each user's inbox (oldest entries are overwritten).
+    """
+
+    slate_size: int = 10
+    n_candidates: int = 100
+    rule: Literal["interleave", "append", "none"] = "interleave"
+    social_slots: int = 2
+    social_every: int = 4
+    inbox_size: int = 8
+
+    def __post_init__(self) -> None:
+        check(self.slate_size >= 1, "slate_size", "an integer >= 1", self.slate_size)
+        check(
+            self.n_candidates >= self.slate_size,
+            "n_candidates",
+            f"an integer >= slate_size ({self.slate_size})",
+            self.n_candidates,
+        )
+        check(self.social_slots >= 0, "social_slots", "an integer >= 0", self.social_slots)
+        check(self.social_every >= 1, "social_every", "an integer >= 1", self.social_every)
+        check(self.inbox_size >= 1, "inbox_size", "an integer >= 1", self.inbox_size)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PolicyConfig:
+    """The recommender policy, by registered name, with its keyword parameters.
+
+    Attributes:
+        name: a name from :func:`recoworld.policies.available` (``random``, ``most_popular``,
+            ``oracle``, ...).
+        params: keyword arguments for the policy's constructor.
+    """
+
+    name: str = "most_popular"
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check(bool(self.name), "name", "a policy name", self.name)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RecordConfig:
+    """What is written to the run folder.
+
+    Attributes:
+        flush_rows: buffered rows (all tables together) that trigger writing one Parquet part per
+            table at the end of a tick. Smaller means less lost on a hard kill; ticks are always
+            whole within a part, and an interrupt (Ctrl-C, SIGTERM) flushes every completed tick.
+        compression: Parquet codec.
+    """
+
+    flush_rows: int = 1_000_000
+    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+
+    def __post_init__(self) -> None:
+        check(self.flush_rows >= 1, "flush_rows", "an integer >= 1", self.flush_rows)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ScenarioConfig:
+    """A whole run: world, time, users, feed, policy and recording. One seed drives everything.
+
+    Attributes:
+        name: scenario name (used in the run id).
+        description: one or two sentences for ``recoworld envs``.
+        seed: root of the run's ``SeedSequence`` tree.
+        world, clock, users, feed, policy, record: the sections above.
+    """
+
+    name: str = "default"
+    description: str = ""
+    seed: int = 0
+    world: WorldConfig = field(default_factory=WorldConfig)
+    clock: ClockConfig = field(default_factory=ClockConfig)
+    users: UserModelConfig = field(default_factory=UserModelConfig)
+    feed: FeedConfig = field(default_factory=FeedConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
+
+    def __post_init__(self) -> None:
+        check(self.seed >= 0, "seed", "an integer >= 0", self.seed)
+        check(
+            bool(self.name) and all(c.isalnum() or c in "-_." for c in self.name),
+            "name",
+            "a non-empty name of letters, digits, '-', '_' or '.'",
+            self.name,
+        )

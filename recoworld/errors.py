@@ -1,0 +1,43 @@
+"""The one exception root of recoworld and its specific subclasses.
+
+Every error a user can cause derives from :class:`RecoworldError`; its message says what was wrong
+and what to do. The CLI turns these into one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DependencyNotInstalled",
+    "PolicyError",
+    "RecoworldError",
+    "ScenarioNotFoundError",
+    "TrajectoryError",
+]
+
+
+class RecoworldError(Exception):
+    """Root of every exception raised on purpose by recoworld."""
+
+
+class ConfigError(RecoworldError, ValueError):
+    """A configuration or scenario value is unknown, of the wrong type, or impossible.
+
+    The message names the key (dotted path, e.g. ``users.patience_mean``) and what was expected.
+    """
+
+
+class ScenarioNotFoundError(RecoworldError, FileNotFoundError):
+    """A scenario name or path does not exist."""
+
+
+class PolicyError(RecoworldError, ValueError):
+    """A recommender policy returned something the schedule cannot use (e.g. an invalid slate)."""
+
+
+class TrajectoryError(RecoworldError):
+    """A run folder or trajectory table is missing, unreadable, or of an unknown schema version."""
+
+
+class DependencyNotInstalled(RecoworldError, ImportError):
+    """An optional heavy dependency is missing; the message names the extra to install."""

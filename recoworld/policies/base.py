@@ -1,0 +1,175 @@
+"""The recommender protocol: what the schedule gives a policy and what it expects back.
+
+A policy is any object with ``name``, ``recommend(request) -> Slates`` and
+``update(feedback) -> None`` — no inheritance needed (a :class:`typing.Protocol`). A policy that
+sets ``privileged = True`` also receives the users' hidden state (:class:`OracleView`); such a
+policy is an upper bound for analysis, never a deployable recommender.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from recoworld.errors import PolicyError
+
+if TYPE_CHECKING:
+    from recoworld.world.catalog import Catalog
+
+__all__ = [
+    "Feedback",
+    "OracleView",
+    "RecommendRequest",
+    "Recommender",
+    "Slates",
+    "top_k",
+    "validate_slates",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class OracleView:
+    """Hidden state of the requesting users, for privileged policies only.
+
+    ``taste`` ``[n, dim]``, ``boredom`` ``[n, n_topics]``, ``satisfaction`` ``[n]``, and the
+    ground-truth intent of each user's standing instruction: ``intent_more`` / ``intent_less``
+    topic indices (−1 none). ``boredom_weight`` ``[n]`` and the user model's utility weights
+    ``w_taste``, ``w_quality``, ``w_repeat`` let an oracle score items as the user will.
+    """
+
+    taste: NDArray[np.float32]
+    boredom: NDArray[np.float32]
+    boredom_weight: NDArray[np.float32]
+    satisfaction: NDArray[np.float32]
+    intent_more: NDArray[np.int16]
+    intent_less: NDArray[np.int16]
+    w_taste: float
+    w_quality: float
+    w_repeat: float
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendRequest:
+    """One page request for each of ``users`` (``n`` rows).
+
+    Attributes:
+        tick: the current tick.
+        users: user ids, ``[n]``.
+        candidates: each user's candidate pool (item ids), ``[n, C]``, distinct per row.
+        k: slate size to return.
+        catalog: the catalogue (item features and public counters); read it, never write it.
+        history: the items each user examined most recently, newest first, ``[n, M]`` (−1 empty).
+        instructions: each user's latest reflective instruction text this session, or ``None``.
+        session_pages: pages already served in each user's current session, ``[n]``.
+        rng: the policy's random stream (use it, and only it, for randomness).
+        oracle: hidden state, only for ``privileged`` policies.
+    """
+
+    tick: int
+    users: NDArray[np.int64]
+    candidates: NDArray[np.int32]
+    k: int
+    catalog: Catalog
+    history: NDArray[np.int32]
+    instructions: tuple[str | None, ...]
+    session_pages: NDArray[np.int32]
+    rng: np.random.Generator
+    oracle: OracleView | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.users.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Slates:
+    """A policy's answer: ``items`` ``[n, k]`` (item ids, distinct per row), ``scores`` and
+    ``propensities`` (probability that the policy puts that item at that rank; 1 for a
+    deterministic policy), both float32 ``[n, k]``."""
+
+    items: NDArray[np.int32]
+    scores: NDArray[np.float32]
+    propensities: NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """What the platform observed this tick, one row per impression shown.
+
+    ``users``, ``items``, ``ranks``, ``source`` (0 recommended, 1 in-network), ``examined``,
+    ``clicked``, ``liked``, ``shared``, ``dwell``; and the instructions given this tick:
+    ``instruction_users`` with their ``instruction_texts``; ``left_users`` who left.
+    """
+
+    tick: int
+    users: NDArray[np.int64]
+    items: NDArray[np.int32]
+    ranks: NDArray[np.int16]
+    source: NDArray[np.int8]
+    examined: NDArray[np.bool_]
+    clicked: NDArray[np.bool_]
+    liked: NDArray[np.bool_]
+    shared: NDArray[np.bool_]
+    dwell: NDArray[np.float32]
+    instruction_users: NDArray[np.int64]
+    instruction_texts: tuple[str, ...]
+    left_users: NDArray[np.int64]
+
+
+@runtime_checkable
+class Recommender(Protocol):
+    """The recommender-policy protocol (see the module docstring)."""
+
+    name: str
+
+    def recommend(self, request: RecommendRequest) -> Slates: ...
+
+    def update(self, feedback: Feedback) -> None: ...
+
+
+def top_k(scores: NDArray[np.floating], k: int) -> NDArray[np.intp]:
+    """Column indices of the ``k`` best scores per row, best first; ties keep column order."""
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
+def validate_slates(slates: Slates, request: RecommendRequest, policy_name: str) -> Slates:
+    """Check a policy's slates; raise :class:`PolicyError` saying what is wrong."""
+    n, k, n_items = request.n, request.k, request.catalog.n_items
+    items = np.asarray(slates.items)
+    if items.shape != (n, k):
+        raise PolicyError(
+            f"policy {policy_name!r} returned slates of shape {items.shape}; expected ({n}, {k}) "
+            "(one row of k item ids per requesting user)"
+        )
+    if not np.issubdtype(items.dtype, np.integer):
+        raise PolicyError(f"policy {policy_name!r} returned item ids of dtype {items.dtype}")
+    if n and (items.min() < 0 or items.max() >= n_items):
+        raise PolicyError(
+            f"policy {policy_name!r} returned item ids outside 0..{n_items - 1} "
+            f"(min {items.min()}, max {items.max()})"
+        )
+    if k > 1 and n:
+        ordered = np.sort(items, axis=1)
+        dup_rows = np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).any(axis=1))
+        if dup_rows.size:
+            raise PolicyError(
+                f"policy {policy_name!r} repeated an item within a slate (user "
+                f"{int(request.users[dup_rows[0]])}); slates must hold k distinct items"
+            )
+    for name in ("scores", "propensities"):
+        arr = np.asarray(getattr(slates, name))
+        if arr.shape != (n, k):
+            raise PolicyError(
+                f"policy {policy_name!r} returned {name} of shape {arr.shape}; expected ({n}, {k})"
+            )
+    prop = np.asarray(slates.propensities)
+    if n and not ((prop > 0) & (prop <= 1)).all():
+        raise PolicyError(f"policy {policy_name!r} returned propensities outside (0, 1]")
+    return Slates(
+        items=items.astype(np.int32, copy=False),
+        scores=np.asarray(slates.scores, dtype=np.float32),
+        propensities=prop.astype(np.float32, copy=False),
+    )

@@ -1,0 +1,70 @@
+"""The privileged oracle: an upper bound that sees the users' hidden state."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recoworld.errors import PolicyError
+from recoworld.policies.base import Feedback, RecommendRequest, Slates, top_k
+
+__all__ = ["OraclePolicy"]
+
+
+class OraclePolicy:
+    """Scores candidates as the user will, from its hidden taste and boredom (labelled privileged).
+
+    Score ``w_taste·cos(taste, item) + w_quality·(quality − ½) − boredom_weight·boredom[topic]
+    − w_repeat·[recently examined]``. With ``follow_instructions`` (default) it also reads the
+    ground-truth intent of the user's standing instruction: items of a wanted topic get
+    ``+intent_boost``, items of a refused topic ``−intent_boost``. With
+    ``follow_instructions=False`` it is the same recommender ignoring instructions — the pair
+    measures what listening is worth. Deterministic: propensity 1.
+
+    Args:
+        follow_instructions: act on the ground-truth intent of instructions.
+        use_mindset: use the hidden boredom (otherwise taste and quality only).
+        intent_boost: score added for wanted topics and removed for refused ones.
+    """
+
+    name = "oracle"
+    privileged = True
+
+    def __init__(
+        self,
+        *,
+        follow_instructions: bool = True,
+        use_mindset: bool = True,
+        intent_boost: float = 2.0,
+    ) -> None:
+        self.follow_instructions = follow_instructions
+        self.use_mindset = use_mindset
+        self.intent_boost = float(intent_boost)
+        if not follow_instructions:
+            self.name = "oracle-ignore"
+
+    def recommend(self, request: RecommendRequest) -> Slates:
+        view = request.oracle
+        if view is None:
+            raise PolicyError(
+                "the oracle policy needs the hidden state; run it with privileged=True"
+            )
+        cat, cand = request.catalog, request.candidates
+        rows = np.arange(request.n)[:, None]
+        topic = cat.topic[cand].astype(np.intp)
+        scores = view.w_taste * np.einsum("nd,ncd->nc", view.taste, cat.embedding[cand])
+        scores += view.w_quality * (cat.quality[cand] - 0.5)
+        seen = (cand[:, :, None] == request.history[:, None, :]).any(axis=2)
+        scores -= view.w_repeat * seen
+        if self.use_mindset:
+            scores -= view.boredom_weight[:, None] * view.boredom[rows, topic]
+        if self.follow_instructions:
+            more, less = view.intent_more[:, None], view.intent_less[:, None]
+            scores += self.intent_boost * ((topic == more) & (more >= 0))
+            scores -= self.intent_boost * ((topic == less) & (less >= 0))
+        cols = top_k(scores, request.k)
+        items = np.take_along_axis(cand, cols, axis=1)
+        chosen = np.take_along_axis(scores, cols, axis=1).astype(np.float32)
+        return Slates(items=items, scores=chosen, propensities=np.ones(items.shape, np.float32))
+
+    def update(self, feedback: Feedback) -> None:
+        """The oracle does not learn; it already knows."""

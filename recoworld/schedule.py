@@ -1,0 +1,541 @@
+"""The one step schedule. Every face of recoworld (CLI, Gymnasium, PettingZoo, Mesa, Ray) drives it.
+
+One tick, in this order (each stage is one method below, named after its number):
+
+1. **activate** — idle users who are ready (``next_active`` reached, not churned) start a session
+   with probability ``diurnal[hour] / max(diurnal)``; session ids are given in user order.
+2. **candidates** — each user in a session gets ``n_candidates`` distinct items: a window of a
+   per-tick random permutation of the catalogue at a random offset.
+3. **recommend** — the policy returns a slate of ``slate_size`` items per user (validated).
+4. **compose feed** — the slate is merged with in-network items from each user's inbox by the
+   feed rule (:mod:`recoworld.feed`).
+5. **respond** — the user model reviews each feed item by item (:meth:`UserModel.respond`).
+6. **apply** — mindsets, memories, item counters and session counters are written; shares are
+   delivered to the sharers' followers' inboxes.
+7. **instructions** — users still in session may give a reflective instruction
+   (:meth:`UserModel.instruct`); it becomes their standing intent and the text the platform sees.
+8. **leave / return** — sessions of users who left end; each such user either churns or is given a
+   return time (:meth:`UserModel.plan_return`): retention.
+9. **record** — impressions, responses, instructions, ended sessions and social events are staged
+   and committed as one tick; the policy receives the tick's :class:`Feedback`.
+
+The clock then advances. Randomness comes from named streams of one seed (:class:`RngTree`), so the
+same seed and config give the same trajectory, byte for byte.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from recoworld.config import ScenarioConfig
+from recoworld.errors import ConfigError
+from recoworld.feed import compose_feed, deliver_shares, social_capacity, take_inbox
+from recoworld.policies import make_policy
+from recoworld.policies.base import (
+    Feedback,
+    OracleView,
+    Recommender,
+    RecommendRequest,
+    validate_slates,
+)
+from recoworld.rng import RngTree
+from recoworld.users.base import SOURCE_SOCIAL, Feed, Instructions, Responses, UserModel
+from recoworld.users.numeric import NumericUserModel
+from recoworld.world.population import NO_TOPIC
+from recoworld.world.world import World
+
+__all__ = ["RunResult", "Simulation", "TickStats"]
+
+logger = logging.getLogger(__name__)
+
+_STREAMS = ("activation", "candidates", "policy", "users", "instructions", "returns")
+
+
+@dataclass(frozen=True, slots=True)
+class TickStats:
+    """What happened in one tick (for progress displays and quick checks)."""
+
+    tick: int
+    active: int
+    started: int
+    ended: int
+    impressions: int
+    clicks: int
+    instructions: int
+
+
+@dataclass(slots=True)
+class Totals:
+    """Running totals of a simulation (the run summary without reading the files back)."""
+
+    impressions: int = 0
+    examined: int = 0
+    clicks: int = 0
+    sessions_started: int = 0
+    sessions_ended: int = 0
+    instructions: int = 0
+    shares: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """The outcome of :meth:`Simulation.run`."""
+
+    run_id: str
+    status: str
+    ticks: int
+    path: str | None
+    totals: dict[str, int] = field(default_factory=dict)
+
+
+class Simulation:
+    """A world, a user model and a policy, advanced tick by tick through the schedule.
+
+    Args:
+        config: the scenario.
+        world: a prepared world (default: the synthetic world of ``config``).
+        policy: a recommender (default: ``config.policy``).
+        user_model: the user model (default: numeric users with ``config.users``).
+        out_dir: run folder for the trajectory (default: no recording).
+        run_id: identifier written into every row (default ``"<name>-seed<seed>"``).
+    """
+
+    def __init__(
+        self,
+        config: ScenarioConfig,
+        *,
+        world: World | None = None,
+        policy: Recommender | None = None,
+        user_model: UserModel | None = None,
+        out_dir: str | os.PathLike[str] | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.config = config
+        self.rng = RngTree(config.seed)
+        self.world = world if world is not None else World.synthetic(config, self.rng)
+        if config.feed.n_candidates > self.world.n_items:
+            raise ConfigError(
+                f"feed.n_candidates: expected at most world.n_items ({self.world.n_items}), "
+                f"got {config.feed.n_candidates}"
+            )
+        self.policy: Recommender = (
+            policy
+            if policy is not None
+            else make_policy(config.policy.name, **config.policy.params)
+        )
+        self.user_model: UserModel = user_model or NumericUserModel(config.users)
+        self.streams = {name: self.rng.generator(name) for name in _STREAMS}
+        self.run_id = run_id or f"{config.name}-seed{config.seed}"
+        self.n_ticks = config.clock.n_ticks
+        self.totals = Totals()
+        self._next_session = 0
+        self._privileged = bool(getattr(self.policy, "privileged", False))
+        self._in_step = False
+        diurnal = np.asarray(config.clock.diurnal, dtype=np.float64)
+        self._start_prob = diurnal / diurnal.max()
+        self.recorder = None
+        if out_dir is not None:
+            from recoworld.trajectory.manifest import build_manifest
+            from recoworld.trajectory.recorder import Recorder
+
+            self.recorder = Recorder(
+                out_dir,
+                manifest=build_manifest(self),
+                flush_rows=config.record.flush_rows,
+                compression=config.record.compression,
+            )
+        self._schedule_first_visits()
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _schedule_first_visits(self) -> None:
+        pop, clock = self.world.population, self.world.clock
+        rng = self.streams["activation"]
+        hours = rng.exponential(1.0, size=pop.n_users) * (24.0 / pop.activity)
+        pop.next_active[:] = clock.tick + np.floor(hours * clock.ticks_per_hour).astype(np.int64)
+
+    @property
+    def path(self) -> str | None:
+        return str(self.recorder.path) if self.recorder is not None else None
+
+    # -- the schedule ---------------------------------------------------------------------
+    def step(self) -> TickStats:
+        """Advance the world by one tick through stages 1–9."""
+        self._in_step = True
+        t = self.world.clock.tick
+        started = self._1_activate(t)
+        users = np.flatnonzero(self.world.population.in_session).astype(np.int64)
+        if users.size == 0:
+            if self.recorder is not None:
+                self.recorder.commit(t)
+            self.world.clock.tick += 1
+            self._in_step = False
+            return TickStats(t, 0, int(started.size), 0, 0, 0, 0)
+        candidates = self._2_candidates(users)
+        request = self._3_request(t, users, candidates)
+        slates = validate_slates(self.policy.recommend(request), request, self.policy.name)
+        feed = self._4_compose_feed(users, slates)
+        responses = self.user_model.respond(self.world, feed, self.streams["users"])
+        shares = self._6_apply(feed, responses)
+        instructions = self._7_instructions(feed, responses)
+        ended = users[responses.left]
+        session_rows = self._8_leave_return(ended, t, "left")
+        self._9_record(t, feed, responses, instructions, session_rows, shares)
+        self.world.clock.tick += 1
+        self._in_step = False
+        clicks = int(responses.clicked.sum())
+        return TickStats(
+            t,
+            int(users.size),
+            int(started.size),
+            int(ended.size),
+            int(feed.valid.sum()),
+            clicks,
+            len(instructions),
+        )
+
+    def _1_activate(self, t: int) -> NDArray[np.int64]:
+        pop = self.world.population
+        due = np.flatnonzero(~pop.in_session & ~pop.churned & (pop.next_active <= t))
+        p = self._start_prob[self.world.clock.hour_of_day(t)]
+        draws = self.streams["activation"].random(due.size)
+        users = due[draws < p].astype(np.int64)
+        if users.size == 0:
+            return users
+        self.user_model.start_session(self.world, users)
+        pop.in_session[users] = True
+        pop.session_id[users] = self._next_session + np.arange(users.size)
+        self._next_session += int(users.size)
+        pop.session_start[users] = t
+        for column in (pop.session_pages, pop.session_items, pop.session_clicks):
+            column[users] = 0
+        pop.session_instructions[users] = 0
+        pop.pages_since_instruction[users] = np.iinfo(np.int32).max // 2
+        pop.intent_more[users] = NO_TOPIC
+        pop.intent_less[users] = NO_TOPIC
+        pop.last_instruction[users] = -1
+        pop.n_sessions[users] += 1
+        self.totals.sessions_started += int(users.size)
+        return users
+
+    def _2_candidates(self, users: NDArray[np.int64]) -> NDArray[np.int32]:
+        rng, n_items = self.streams["candidates"], self.world.n_items
+        perm = rng.permutation(n_items).astype(np.int32)
+        offsets = rng.integers(0, n_items, size=users.size)
+        window = (offsets[:, None] + np.arange(self.config.feed.n_candidates)) % n_items
+        return perm[window]
+
+    def _3_request(
+        self, t: int, users: NDArray[np.int64], candidates: NDArray[np.int32]
+    ) -> RecommendRequest:
+        pop = self.world.population
+        texts: list[str | None] = [None] * users.size
+        idx = pop.last_instruction[users]
+        for j in np.flatnonzero(idx >= 0):
+            texts[j] = pop.instruction_texts[idx[j]]
+        oracle = None
+        if self._privileged:
+            c = self.config.users
+            oracle = OracleView(
+                taste=pop.taste[users],
+                boredom=pop.boredom[users] * np.float32(1.0 - c.boredom_decay),
+                boredom_weight=np.float32(c.w_boredom) * (0.5 + pop.diversity[users]),
+                satisfaction=pop.satisfaction[users],
+                intent_more=pop.intent_more[users],
+                intent_less=pop.intent_less[users],
+                w_taste=c.w_taste,
+                w_quality=c.w_quality,
+                w_repeat=c.w_repeat,
+            )
+        return RecommendRequest(
+            tick=t,
+            users=users,
+            candidates=candidates,
+            k=self.config.feed.slate_size,
+            catalog=self.world.catalog,
+            history=pop.recent_items(users),
+            instructions=tuple(texts),
+            session_pages=pop.session_pages[users].copy(),
+            rng=self.streams["policy"],
+            oracle=oracle,
+        )
+
+    def _4_compose_feed(self, users: NDArray[np.int64], slates: Any) -> Feed:
+        items, sharers = take_inbox(self.world.population, users, social_capacity(self.config.feed))
+        return compose_feed(users, slates, items, sharers, self.config.feed)
+
+    def _6_apply(self, feed: Feed, r: Responses) -> dict[str, NDArray]:
+        world, pop, cat = self.world, self.world.population, self.world.catalog
+        users = feed.users
+        pop.satisfaction[users] = r.satisfaction
+        pop.fatigue[users] = r.fatigue
+        pop.boredom[users] = r.boredom
+        pop.taste[users] = r.taste
+        pop.opinion[users] = r.opinion
+        reaction = np.where(r.shared, 3, np.where(r.liked, 2, np.where(r.clicked, 1, 0))).astype(
+            np.int8
+        )
+        for pos in range(feed.items.shape[1]):
+            seen = r.examined[:, pos]
+            if seen.any():
+                pop.remember(users[seen], feed.items[seen, pos], reaction[seen, pos])
+        n_items = cat.n_items
+        valid = feed.valid
+        for counter, mask in (
+            (cat.impressions, valid),
+            (cat.clicks, r.clicked),
+            (cat.likes, r.liked),
+            (cat.shares, r.shared),
+            (cat.comments, r.commented),
+        ):
+            if mask.any():
+                counter += np.bincount(feed.items[mask], minlength=n_items)
+        pop.session_pages[users] += 1
+        pop.session_items[users] += r.examined.sum(axis=1).astype(np.int32)
+        pop.session_clicks[users] += r.clicked.sum(axis=1).astype(np.int32)
+        pop.pages_since_instruction[users] += 1
+        row, rank = np.nonzero(r.shared)
+        sharers = users[row]
+        items = feed.items[row, rank]
+        recipients = deliver_shares(pop, world.graph, sharers, items)
+        self.totals.impressions += int(valid.sum())
+        self.totals.examined += int(r.examined.sum())
+        self.totals.clicks += int(r.clicked.sum())
+        self.totals.shares += int(row.size)
+        return {
+            "user": sharers,
+            "item": items,
+            "parent_user": feed.from_user[row, rank],
+            "recipients": recipients,
+        }
+
+    def _7_instructions(self, feed: Feed, r: Responses) -> Instructions:
+        pop = self.world.population
+        staying = ~r.left
+        instr = self.user_model.instruct(
+            self.world, feed.users[staying], feed.items[staying], self.streams["instructions"]
+        )
+        if len(instr):
+            who = instr.users
+            pop.intent_more[who] = instr.more
+            pop.intent_less[who] = instr.less
+            pop.session_instructions[who] += 1
+            pop.pages_since_instruction[who] = 0
+            first = len(pop.instruction_texts)
+            pop.instruction_texts.extend(instr.text)
+            pop.last_instruction[who] = first + np.arange(len(instr))
+            self.totals.instructions += len(instr)
+        return instr
+
+    def _8_leave_return(self, ended: NDArray[np.int64], t: int, reason: str) -> dict[str, Any]:
+        pop = self.world.population
+        rows = self._session_rows(ended, t, reason)
+        if ended.size == 0:
+            return rows
+        plan = self.user_model.plan_return(self.world, ended, self.streams["returns"])
+        pop.in_session[ended] = False
+        pop.last_session_end[ended] = t
+        pop.churned[ended[~plan.returns]] = True
+        pop.next_active[ended] = t + plan.gap_ticks
+        rows["churned"] = ~plan.returns
+        self.totals.sessions_ended += int(ended.size)
+        return rows
+
+    def _session_rows(self, users: NDArray[np.int64], t: int, reason: str) -> dict[str, Any]:
+        from recoworld.trajectory.schema import END_REASONS
+
+        pop = self.world.population
+        return {
+            "run": self.run_id,
+            "session": pop.session_id[users],
+            "user": users,
+            "start_tick": pop.session_start[users],
+            "end_tick": np.full(users.size, t, np.int32),
+            "pages": pop.session_pages[users],
+            "items": pop.session_items[users],
+            "clicks": pop.session_clicks[users],
+            "instructions": pop.session_instructions[users],
+            "end_reason": np.full(users.size, END_REASONS.index(reason), np.int8),
+            "satisfaction_end": pop.satisfaction[users],
+            "churned": np.full(users.size, np.nan, np.float32),
+        }
+
+    def _9_record(
+        self,
+        t: int,
+        feed: Feed,
+        r: Responses,
+        instr: Instructions,
+        sessions: dict[str, Any],
+        shares: dict[str, NDArray],
+    ) -> None:
+        pop = self.world.population
+        users = feed.users
+        row, rank = np.nonzero(feed.valid)
+        if self.recorder is not None:
+            rec = self.recorder
+            user_col = users[row]
+            session_col = pop.session_id[user_col]
+            rec.stage(
+                "impressions",
+                {
+                    "run": self.run_id,
+                    "tick": np.full(row.size, t, np.int32),
+                    "session": session_col,
+                    "user": user_col,
+                    "item": feed.items[row, rank],
+                    "rank": rank,
+                    "source": (feed.source[row, rank] == SOURCE_SOCIAL).astype(np.int8),
+                    "from_user": feed.from_user[row, rank],
+                    "score": feed.score[row, rank],
+                    "propensity": feed.propensity[row, rank],
+                    "policy": self.policy.name,
+                },
+            )
+            ex = r.examined[row, rank]
+            erow, erank = row[ex], rank[ex]
+            last = r.examined.sum(axis=1) - 1
+            action = np.select(
+                [
+                    r.commented[erow, erank],
+                    r.shared[erow, erank],
+                    r.liked[erow, erank],
+                    r.clicked[erow, erank],
+                ],
+                [4, 3, 2, 1],
+                0,
+            ).astype(np.int8)
+            rec.stage(
+                "responses",
+                {
+                    "run": self.run_id,
+                    "tick": np.full(erow.size, t, np.int32),
+                    "session": session_col[ex],
+                    "user": user_col[ex],
+                    "item": feed.items[erow, erank],
+                    "rank": erank,
+                    "action": action,
+                    "clicked": r.clicked[erow, erank],
+                    "liked": r.liked[erow, erank],
+                    "shared": r.shared[erow, erank],
+                    "commented": r.commented[erow, erank],
+                    "dwell": r.dwell[erow, erank],
+                    "rating": r.rating[erow, erank],
+                    "left": r.left[erow] & (erank == last[erow]),
+                },
+            )
+            if len(instr):
+                names = self.world.catalog.topic_names
+                rec.stage(
+                    "instructions",
+                    {
+                        "run": self.run_id,
+                        "tick": np.full(len(instr), t, np.int32),
+                        "session": pop.session_id[instr.users],
+                        "user": instr.users,
+                        "page": pop.session_pages[instr.users],
+                        "text": instr.text,
+                        "intent_more": [[names[m]] if m >= 0 else [] for m in instr.more],
+                        "intent_less": [[names[m]] if m >= 0 else [] for m in instr.less],
+                        "constraint": [c or None for c in instr.constraint],
+                        "reason": instr.reason,
+                        "risk": instr.risk,
+                    },
+                )
+            rec.stage("sessions", sessions)
+            rec.stage(
+                "social",
+                {
+                    "run": self.run_id,
+                    "tick": np.full(shares["user"].size, t, np.int32),
+                    "user": shares["user"],
+                    "kind": np.zeros(shares["user"].size, np.int8),
+                    "item": shares["item"],
+                    "parent_user": shares["parent_user"],
+                    "recipients": shares["recipients"],
+                },
+            )
+            rec.commit(t)
+        self.policy.update(
+            Feedback(
+                tick=t,
+                users=users[row],
+                items=feed.items[row, rank],
+                ranks=rank.astype(np.int16),
+                source=feed.source[row, rank],
+                examined=r.examined[row, rank],
+                clicked=r.clicked[row, rank],
+                liked=r.liked[row, rank],
+                shared=r.shared[row, rank],
+                dwell=r.dwell[row, rank],
+                instruction_users=instr.users,
+                instruction_texts=tuple(instr.text),
+                left_users=users[r.left],
+            )
+        )
+
+    # -- running --------------------------------------------------------------------------
+    def run(
+        self,
+        n_ticks: int | None = None,
+        *,
+        progress: Callable[[TickStats], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> RunResult:
+        """Run ``n_ticks`` ticks (default: the scenario's horizon), then close the trajectory.
+
+        ``should_stop`` is polled between ticks (e.g. set by a signal handler): the run then stops
+        cleanly as ``interrupted``. On any exception — Ctrl-C included — every completed tick is
+        still written before the exception propagates.
+        """
+        end = self.world.clock.tick + (self.n_ticks if n_ticks is None else n_ticks)
+        status = "failed"
+        try:
+            while self.world.clock.tick < end:
+                if should_stop is not None and should_stop():
+                    status = "interrupted"
+                    break
+                stats = self.step()
+                if progress is not None:
+                    progress(stats)
+            else:
+                status = "completed"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            self.finish(status)
+        return self.result(status)
+
+    def finish(self, status: str = "completed") -> None:
+        """Close the open sessions (``horizon`` or ``interrupted``) and the trajectory."""
+        if self.recorder is None or self.recorder.closed:
+            return
+        if self._in_step:  # torn tick: keep what was committed, record nothing half-done
+            self.recorder.discard()
+        else:
+            pop = self.world.population
+            open_users = np.flatnonzero(pop.in_session).astype(np.int64)
+            reason = "horizon" if status == "completed" else "interrupted"
+            last_tick = self.world.clock.tick - 1
+            self.recorder.stage("sessions", self._session_rows(open_users, last_tick, reason))
+            self.recorder.commit(last_tick)
+        self.recorder.close(status, totals=self.totals.as_dict())
+
+    def result(self, status: str) -> RunResult:
+        return RunResult(
+            run_id=self.run_id,
+            status=status,
+            ticks=self.world.clock.tick,
+            path=self.path,
+            totals=self.totals.as_dict(),
+        )

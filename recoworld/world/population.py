@@ -1,0 +1,135 @@
+"""The population: users as columns — taste, traits, mindset, session state, memory, inbox."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["NO_TOPIC", "Population"]
+
+#: Marker for "no topic" in intent columns.
+NO_TOPIC = -1
+
+
+@dataclass(slots=True)
+class Population:
+    """Users as rows of numpy columns (user ``u`` is row ``u``).
+
+    Hidden from the platform (a recommender sees them only in oracle mode): ``taste`` (unit vectors,
+    ``[n_users, dim]``), the traits ``activity`` (sessions per day), ``conformity``, ``diversity``
+    (diversity seeking), ``patience`` and ``sociability`` in [0, 1], and the mindset
+    ``satisfaction``, ``fatigue``, per-topic ``boredom`` (``[n_users, n_topics]``) and ``opinion``
+    in [−1, 1], and the ground-truth intent of the last instruction (``intent_more``,
+    ``intent_less`` topic indices, ``NO_TOPIC`` when none).
+
+    Session state: ``in_session``, ``session_id`` (global id of the current or last session),
+    ``session_start``, ``session_pages``, ``session_items`` (items examined), ``session_clicks``,
+    ``session_instructions``, ``pages_since_instruction``, ``next_active`` (tick from which an
+    idle user may start a session), ``churned`` (will not return), ``n_sessions``.
+
+    Memory: a ring of the last ``memory_size`` examined items (``memory_items``, −1 empty) with the
+    reaction to each (``memory_reaction``: 0 skip, 1 click, 2 like, 3 share), next slot
+    ``memory_ptr``. The platform-observable part of the instruction is its text:
+    ``last_instruction`` indexes ``instruction_texts`` (−1 none this session).
+
+    Inbox: a ring of items shared by followees (``inbox_items``, −1 empty; ``inbox_from``, the
+    sharer), next slot ``inbox_ptr``. ``persona`` refers to a persona-pack row (−1: synthetic).
+    """
+
+    taste: NDArray[np.float32]
+    activity: NDArray[np.float32]
+    conformity: NDArray[np.float32]
+    diversity: NDArray[np.float32]
+    patience: NDArray[np.float32]
+    sociability: NDArray[np.float32]
+    opinion: NDArray[np.float32]
+    n_topics: int
+    memory_size: int
+    inbox_size: int
+    persona: NDArray[np.int32] = field(init=False)
+    satisfaction: NDArray[np.float32] = field(init=False)
+    fatigue: NDArray[np.float32] = field(init=False)
+    boredom: NDArray[np.float32] = field(init=False)
+    in_session: NDArray[np.bool_] = field(init=False)
+    session_id: NDArray[np.int64] = field(init=False)
+    session_start: NDArray[np.int32] = field(init=False)
+    session_pages: NDArray[np.int32] = field(init=False)
+    session_items: NDArray[np.int32] = field(init=False)
+    session_clicks: NDArray[np.int32] = field(init=False)
+    session_instructions: NDArray[np.int32] = field(init=False)
+    pages_since_instruction: NDArray[np.int32] = field(init=False)
+    next_active: NDArray[np.int64] = field(init=False)
+    last_session_end: NDArray[np.int64] = field(init=False)
+    churned: NDArray[np.bool_] = field(init=False)
+    n_sessions: NDArray[np.int32] = field(init=False)
+    intent_more: NDArray[np.int16] = field(init=False)
+    intent_less: NDArray[np.int16] = field(init=False)
+    last_instruction: NDArray[np.int64] = field(init=False)
+    instruction_texts: list[str] = field(init=False)
+    memory_items: NDArray[np.int32] = field(init=False)
+    memory_reaction: NDArray[np.int8] = field(init=False)
+    memory_ptr: NDArray[np.int32] = field(init=False)
+    inbox_items: NDArray[np.int32] = field(init=False)
+    inbox_from: NDArray[np.int32] = field(init=False)
+    inbox_ptr: NDArray[np.int32] = field(init=False)
+
+    def __post_init__(self) -> None:
+        n = self.taste.shape[0]
+        for name in ("activity", "conformity", "diversity", "patience", "sociability", "opinion"):
+            if getattr(self, name).shape != (n,):
+                raise ValueError(f"{name} must have shape ({n},)")
+        self.persona = np.full(n, -1, dtype=np.int32)
+        self.satisfaction = np.zeros(n, dtype=np.float32)
+        self.fatigue = np.zeros(n, dtype=np.float32)
+        self.boredom = np.zeros((n, self.n_topics), dtype=np.float32)
+        self.in_session = np.zeros(n, dtype=bool)
+        self.session_id = np.full(n, -1, dtype=np.int64)
+        self.session_start = np.zeros(n, dtype=np.int32)
+        self.session_pages = np.zeros(n, dtype=np.int32)
+        self.session_items = np.zeros(n, dtype=np.int32)
+        self.session_clicks = np.zeros(n, dtype=np.int32)
+        self.session_instructions = np.zeros(n, dtype=np.int32)
+        self.pages_since_instruction = np.zeros(n, dtype=np.int32)
+        self.next_active = np.zeros(n, dtype=np.int64)
+        self.last_session_end = np.full(n, -1, dtype=np.int64)
+        self.churned = np.zeros(n, dtype=bool)
+        self.n_sessions = np.zeros(n, dtype=np.int32)
+        self.intent_more = np.full(n, NO_TOPIC, dtype=np.int16)
+        self.intent_less = np.full(n, NO_TOPIC, dtype=np.int16)
+        self.last_instruction = np.full(n, -1, dtype=np.int64)
+        self.instruction_texts = []
+        self.memory_items = np.full((n, self.memory_size), -1, dtype=np.int32)
+        self.memory_reaction = np.zeros((n, self.memory_size), dtype=np.int8)
+        self.memory_ptr = np.zeros(n, dtype=np.int32)
+        self.inbox_items = np.full((n, self.inbox_size), -1, dtype=np.int32)
+        self.inbox_from = np.full((n, self.inbox_size), -1, dtype=np.int32)
+        self.inbox_ptr = np.zeros(n, dtype=np.int32)
+
+    @property
+    def n_users(self) -> int:
+        return int(self.taste.shape[0])
+
+    def remember(
+        self, users: NDArray[np.int64], items: NDArray[np.int32], reaction: NDArray[np.int8]
+    ) -> None:
+        """Append one (item, reaction) to each user's memory ring (``users`` must be distinct)."""
+        slot = self.memory_ptr[users] % self.memory_size
+        self.memory_items[users, slot] = items
+        self.memory_reaction[users, slot] = reaction
+        self.memory_ptr[users] += 1
+
+    def has_seen(self, users: NDArray[np.int64], items: NDArray[np.int32]) -> NDArray[np.bool_]:
+        """Whether each ``items[j]`` is in the memory of ``users[j]``."""
+        return (self.memory_items[users] == items[:, None]).any(axis=1)
+
+    def recent_items(self, users: NDArray[np.int64]) -> NDArray[np.int32]:
+        """Memory of ``users``, newest first (``[len(users), memory_size]``, −1 where empty)."""
+        order = (self.memory_ptr[users, None] - 1 - np.arange(self.memory_size)) % self.memory_size
+        return np.take_along_axis(self.memory_items[users], order, axis=1)
+
+    def instruction_text(self, user: int) -> str | None:
+        """The last reflective instruction ``user`` gave in this session, or ``None``."""
+        idx = int(self.last_instruction[user])
+        return self.instruction_texts[idx] if idx >= 0 else None
