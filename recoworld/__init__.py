@@ -23,6 +23,7 @@ _LAZY = {
     "RunResult": "recoworld.schedule",
     "World": "recoworld.world",
     "ScenarioConfig": "recoworld.config",
+    "override": "recoworld.config",
     "load_scenario": "recoworld.scenario",
     "list_scenarios": "recoworld.scenario",
     "make_policy": "recoworld.policies",

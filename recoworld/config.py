@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from recoworld._config import check
+from recoworld._config import check, override
 
 __all__ = [
     "DEFAULT_DIURNAL",
@@ -24,6 +24,7 @@ __all__ = [
     "ScenarioConfig",
     "UserModelConfig",
     "WorldConfig",
+    "override",
 ]
 
 #: Named topics of the synthetic world, so that instructions read naturally.
@@ -140,8 +141,10 @@ class ClockConfig:
         days: length of the run in simulated days (``ticks`` overrides it).
         ticks: run exactly this many ticks instead of ``days`` (0 = use ``days``).
         start_hour: simulated hour of day at tick 0.
-        diurnal: 24 relative activity weights, one per hour of day; a user ready to start a
-            session does so in a tick with probability ``diurnal[hour] / max(diurnal)``.
+        diurnal: 24 relative activity weights, one per hour of day.
+        start_rate: sessions per hour that a user ready to start one starts at the busiest hour;
+            in a tick of hour ``h`` it starts with probability
+            ``1 − exp(−start_rate · diurnal[h] / max(diurnal) · tick_hours)``.
     """
 
     tick_minutes: int = 5
@@ -149,6 +152,7 @@ class ClockConfig:
     ticks: int = 0
     start_hour: int = 0
     diurnal: tuple[float, ...] = DEFAULT_DIURNAL
+    start_rate: float = 1.0
 
     def __post_init__(self) -> None:
         check(
@@ -161,11 +165,14 @@ class ClockConfig:
         check(self.ticks >= 0, "ticks", "an integer >= 0", self.ticks)
         check(0 <= self.start_hour < 24, "start_hour", "an hour in 0..23", self.start_hour)
         check(
-            len(self.diurnal) == 24 and min(self.diurnal) >= 0 and max(self.diurnal) > 0,
+            len(self.diurnal) == 24
+            and all(math.isfinite(w) and w >= 0 for w in self.diurnal)
+            and max(self.diurnal) > 0,
             "diurnal",
-            "24 non-negative weights, not all zero",
+            "24 finite non-negative weights, not all zero",
             self.diurnal,
         )
+        _positive(self.start_rate, "start_rate")
 
     @property
     def ticks_per_day(self) -> int:
@@ -204,11 +211,17 @@ class UserModelConfig:
 
     Reflective instructions. At the end of a page, if ``ρ ≥ instruction_threshold``, fewer than
     ``max_instructions`` were given this session and at least ``instruction_cooldown`` pages passed
-    since the last one, the user says what it wants (less of its most-bored topic, more of the topic
-    it likes best among the fresh ones) and gains ``instruction_hope`` satisfaction — it gives the
-    feed one more chance. The intent stands for the next ``intent_pages`` pages: each page that
-    honours it (≥ ``honour_share`` of the wanted topic, nothing refused) adds ``honour_gain``; each
-    that ignores it (nothing wanted, or something refused) subtracts ``ignore_penalty``.
+    since the last one, the user says what it wants and gains ``instruction_hope`` satisfaction —
+    it gives the feed one more chance. What it asks depends on why it is unhappy: bored of a topic
+    (its boredom ≥ 0.25): less of that topic; repeats (≥ 30% of the page seen before): nothing
+    already seen (the ``fresh`` constraint); otherwise the page missed its taste: less of the
+    page's most-shown topic. In each case: more of the topic it likes best, boredom discounted,
+    among the others. The words name every topic of the intent.
+
+    The intent stands for the next ``intent_pages`` pages: each page that honours it
+    (≥ ``honour_share`` of the wanted topic, nothing refused, nothing seen if ``fresh``) adds
+    ``honour_gain``; each that ignores it (nothing wanted, or something refused or seen) subtracts
+    ``ignore_penalty``.
 
     Retention. At session end the user returns with probability
     ``σ(return_bias + return_slope·(satisfaction − ½))``, otherwise churns for good; a returning

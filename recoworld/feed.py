@@ -30,12 +30,18 @@ def social_capacity(config: FeedConfig) -> int:
 
 
 def take_inbox(
-    population: Population, users: NDArray[np.int64], n_max: int
+    population: Population,
+    users: NDArray[np.int64],
+    n_max: int,
+    *,
+    exclude: NDArray[np.int32] | None = None,
 ) -> tuple[NDArray[np.int32], NDArray[np.int32]]:
     """Remove and return up to ``n_max`` of each user's newest inbox items they have not seen.
 
     Returns ``(items, sharers)``, each ``[len(users), n_max]``, valid entries first, −1 padding.
-    Taken entries, and entries already in the user's memory, are cleared from the inbox.
+    Items in ``exclude`` (per user, e.g. this page's slate) are skipped, so that no item shows
+    twice on a page. Taken entries, and stale ones (already seen, a second copy of the same item,
+    or in ``exclude``), are cleared from the inbox.
     """
     n = users.shape[0]
     if n_max == 0 or n == 0:
@@ -50,18 +56,24 @@ def take_inbox(
     # The same item shared by several followees: keep only its newest copy.
     dup = ((items[:, :, None] == items[:, None, :]) & np.tri(size, k=-1, dtype=bool)).any(axis=2)
     usable = (items >= 0) & ~seen & ~dup
+    if exclude is not None:
+        usable &= ~(items[:, :, None] == exclude[:, None, :]).any(axis=2)
     rank = np.cumsum(usable, axis=1)
     take = usable & (rank <= n_max)
-    pos = np.argsort(~take, axis=1, kind="stable")[:, :n_max]
-    out_items = np.where(np.take_along_axis(take, pos, 1), np.take_along_axis(items, pos, 1), -1)
-    out_from = np.where(out_items >= 0, np.take_along_axis(sharers, pos, 1), -1)
+    width = min(n_max, size)
+    pos = np.argsort(~take, axis=1, kind="stable")[:, :width]
+    out_items = np.full((n, n_max), -1, np.int32)
+    out_from = np.full((n, n_max), -1, np.int32)
+    got = np.take_along_axis(take, pos, 1)
+    out_items[:, :width] = np.where(got, np.take_along_axis(items, pos, 1), -1)
+    out_from[:, :width] = np.where(got, np.take_along_axis(sharers, pos, 1), -1)
     # Clear what was taken and what was stale (seen or duplicate).
     clear = take | ((items >= 0) & ~usable)
     rows = np.repeat(users, size).reshape(n, size)
     cleared_slots = order[clear]
     population.inbox_items[rows[clear], cleared_slots] = -1
     population.inbox_from[rows[clear], cleared_slots] = -1
-    return out_items.astype(np.int32), out_from.astype(np.int32)
+    return out_items, out_from
 
 
 def deliver_shares(
@@ -104,12 +116,19 @@ def compose_feed(
     social_from: NDArray[np.int32],
     config: FeedConfig,
 ) -> Feed:
-    """Merge slates with in-network items by ``config.rule`` (see :class:`FeedConfig`)."""
+    """Merge slates with in-network items by ``config.rule`` (see :class:`FeedConfig`).
+
+    ``social_items`` must be packed to the left of each row (valid items first, then −1), as
+    :func:`take_inbox` returns them; a :class:`ValueError` says so otherwise.
+    """
     n, k = slates.items.shape
     cap = social_capacity(config)
     social_items = social_items[:, :cap]
     social_from = social_from[:, :cap]
     n_social = (social_items >= 0).sum(axis=1)
+    packed = np.arange(social_items.shape[1]) < n_social[:, None]
+    if ((social_items >= 0) != packed).any():
+        raise ValueError("social_items must be packed to the left of each row (valid first)")
     length = k + cap
     items = np.full((n, length), -1, np.int32)
     source = np.full((n, length), SOURCE_PAD, np.int8)

@@ -87,5 +87,6 @@ def load_scenario(name_or_path: str | os.PathLike[str] = "default") -> ScenarioC
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
-    data.setdefault("name", path.stem)
+    if "name" not in data:  # a file name may hold characters a run id cannot
+        data["name"] = "".join(c if c.isalnum() or c in "-_." else "-" for c in path.stem)
     return parse_scenario(data, source=str(path))

@@ -3,7 +3,8 @@
 One tick, in this order (each stage is one method below, named after its number):
 
 1. **activate** — idle users who are ready (``next_active`` reached, not churned) start a session
-   with probability ``diurnal[hour] / max(diurnal)``; session ids are given in user order.
+   at a rate that follows the hour of day (``ClockConfig.diurnal``, ``start_rate``); session ids
+   are given in user order.
 2. **candidates** — each user in a session gets ``n_candidates`` distinct items: a window of a
    per-tick random permutation of the catalogue at a random offset.
 3. **recommend** — the policy returns a slate of ``slate_size`` items per user (validated).
@@ -28,14 +29,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from recoworld.config import ScenarioConfig
-from recoworld.errors import ConfigError
+from recoworld.errors import ConfigError, RecoworldError
 from recoworld.feed import compose_feed, deliver_shares, social_capacity, take_inbox
 from recoworld.policies import make_policy
 from recoworld.policies.base import (
@@ -43,6 +44,7 @@ from recoworld.policies.base import (
     OracleView,
     Recommender,
     RecommendRequest,
+    Slates,
     validate_slates,
 )
 from recoworld.rng import RngTree
@@ -138,11 +140,14 @@ class Simulation:
         self.run_id = run_id or f"{config.name}-seed{config.seed}"
         self.n_ticks = config.clock.n_ticks
         self.totals = Totals()
+        self._committed = Totals()
         self._next_session = 0
         self._privileged = bool(getattr(self.policy, "privileged", False))
         self._in_step = False
         diurnal = np.asarray(config.clock.diurnal, dtype=np.float64)
-        self._start_prob = diurnal / diurnal.max()
+        tick_hours = config.clock.tick_minutes / 60.0
+        rate = config.clock.start_rate * diurnal / diurnal.max()
+        self._start_prob = 1.0 - np.exp(-rate * tick_hours)
         self.recorder = None
         if out_dir is not None:
             from recoworld.trajectory.manifest import build_manifest
@@ -170,6 +175,11 @@ class Simulation:
     # -- the schedule ---------------------------------------------------------------------
     def step(self) -> TickStats:
         """Advance the world by one tick through stages 1–9."""
+        if self.recorder is not None and self.recorder.closed:
+            raise RecoworldError(
+                "this simulation has finished and its trajectory is closed; "
+                "build a new Simulation to run again"
+            )
         self._in_step = True
         t = self.world.clock.tick
         started = self._1_activate(t)
@@ -179,6 +189,7 @@ class Simulation:
                 self.recorder.commit(t)
             self.world.clock.tick += 1
             self._in_step = False
+            self._committed = replace(self.totals)
             return TickStats(t, 0, int(started.size), 0, 0, 0, 0)
         candidates = self._2_candidates(users)
         request = self._3_request(t, users, candidates)
@@ -192,6 +203,7 @@ class Simulation:
         self._9_record(t, feed, responses, instructions, session_rows, shares)
         self.world.clock.tick += 1
         self._in_step = False
+        self._committed = replace(self.totals)
         clicks = int(responses.clicked.sum())
         return TickStats(
             t,
@@ -222,6 +234,7 @@ class Simulation:
         pop.pages_since_instruction[users] = np.iinfo(np.int32).max // 2
         pop.intent_more[users] = NO_TOPIC
         pop.intent_less[users] = NO_TOPIC
+        pop.intent_fresh[users] = False
         pop.last_instruction[users] = -1
         pop.n_sessions[users] += 1
         self.totals.sessions_started += int(users.size)
@@ -240,8 +253,10 @@ class Simulation:
         pop = self.world.population
         texts: list[str | None] = [None] * users.size
         idx = pop.last_instruction[users]
-        for j in np.flatnonzero(idx >= 0):
+        spoke = idx >= 0
+        for j in np.flatnonzero(spoke):
             texts[j] = pop.instruction_texts[idx[j]]
+        age = np.where(spoke, pop.pages_since_instruction[users], -1).astype(np.int32)
         oracle = None
         if self._privileged:
             c = self.config.users
@@ -252,6 +267,7 @@ class Simulation:
                 satisfaction=pop.satisfaction[users],
                 intent_more=pop.intent_more[users],
                 intent_less=pop.intent_less[users],
+                intent_fresh=pop.intent_fresh[users],
                 w_taste=c.w_taste,
                 w_quality=c.w_quality,
                 w_repeat=c.w_repeat,
@@ -264,13 +280,19 @@ class Simulation:
             catalog=self.world.catalog,
             history=pop.recent_items(users),
             instructions=tuple(texts),
+            instruction_age=age,
             session_pages=pop.session_pages[users].copy(),
             rng=self.streams["policy"],
             oracle=oracle,
         )
 
-    def _4_compose_feed(self, users: NDArray[np.int64], slates: Any) -> Feed:
-        items, sharers = take_inbox(self.world.population, users, social_capacity(self.config.feed))
+    def _4_compose_feed(self, users: NDArray[np.int64], slates: Slates) -> Feed:
+        items, sharers = take_inbox(
+            self.world.population,
+            users,
+            social_capacity(self.config.feed),
+            exclude=slates.items,
+        )
         return compose_feed(users, slates, items, sharers, self.config.feed)
 
     def _6_apply(self, feed: Feed, r: Responses) -> dict[str, NDArray]:
@@ -328,6 +350,7 @@ class Simulation:
             who = instr.users
             pop.intent_more[who] = instr.more
             pop.intent_less[who] = instr.less
+            pop.intent_fresh[who] = np.array([c == "fresh" for c in instr.constraint], bool)
             pop.session_instructions[who] += 1
             pop.pages_since_instruction[who] = 0
             first = len(pop.instruction_texts)
@@ -495,7 +518,9 @@ class Simulation:
 
         ``should_stop`` is polled between ticks (e.g. set by a signal handler): the run then stops
         cleanly as ``interrupted``. On any exception — Ctrl-C included — every completed tick is
-        still written before the exception propagates.
+        still written before the exception propagates. A simulation runs once: afterwards its
+        trajectory is closed (open sessions recorded as ended at the horizon) and ``step`` and
+        ``run`` raise. To drive ticks one by one, call :meth:`step`, then :meth:`finish`.
         """
         end = self.world.clock.tick + (self.n_ticks if n_ticks is None else n_ticks)
         status = "failed"
@@ -525,11 +550,11 @@ class Simulation:
         else:
             pop = self.world.population
             open_users = np.flatnonzero(pop.in_session).astype(np.int64)
-            reason = "horizon" if status == "completed" else "interrupted"
+            reason = {"completed": "horizon", "failed": "failed"}.get(status, "interrupted")
             last_tick = self.world.clock.tick - 1
             self.recorder.stage("sessions", self._session_rows(open_users, last_tick, reason))
             self.recorder.commit(last_tick)
-        self.recorder.close(status, totals=self.totals.as_dict())
+        self.recorder.close(status, totals=self._committed.as_dict())
 
     def result(self, status: str) -> RunResult:
         return RunResult(

@@ -1,7 +1,8 @@
 """Engagement, retention and instruction metrics: pure functions over trajectory tables.
 
-Definitions follow ``METRICS.md``; each function documents its formula. Tables are the pandas
-DataFrames of :func:`recoworld.trajectory.read_table` (only the named columns are needed).
+Each function documents its formula; figure names are namespaced, e.g. ``engagement/ctr``.
+Tables are the pandas DataFrames of :func:`recoworld.trajectory.read_table` (only the named
+columns are needed).
 """
 
 from __future__ import annotations

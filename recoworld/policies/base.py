@@ -36,7 +36,8 @@ class OracleView:
 
     ``taste`` ``[n, dim]``, ``boredom`` ``[n, n_topics]``, ``satisfaction`` ``[n]``, and the
     ground-truth intent of each user's standing instruction: ``intent_more`` / ``intent_less``
-    topic indices (−1 none). ``boredom_weight`` ``[n]`` and the user model's utility weights
+    topic indices (−1 none) and ``intent_fresh`` (it asked for nothing already seen).
+    ``boredom_weight`` ``[n]`` and the user model's utility weights
     ``w_taste``, ``w_quality``, ``w_repeat`` let an oracle score items as the user will.
     """
 
@@ -46,6 +47,7 @@ class OracleView:
     satisfaction: NDArray[np.float32]
     intent_more: NDArray[np.int16]
     intent_less: NDArray[np.int16]
+    intent_fresh: NDArray[np.bool_]
     w_taste: float
     w_quality: float
     w_repeat: float
@@ -63,6 +65,7 @@ class RecommendRequest:
         catalog: the catalogue (item features and public counters); read it, never write it.
         history: the items each user examined most recently, newest first, ``[n, M]`` (−1 empty).
         instructions: each user's latest reflective instruction text this session, or ``None``.
+        instruction_age: pages served since that instruction (−1 when there is none).
         session_pages: pages already served in each user's current session, ``[n]``.
         rng: the policy's random stream (use it, and only it, for randomness).
         oracle: hidden state, only for ``privileged`` policies.
@@ -75,6 +78,7 @@ class RecommendRequest:
     catalog: Catalog
     history: NDArray[np.int32]
     instructions: tuple[str | None, ...]
+    instruction_age: NDArray[np.int32]
     session_pages: NDArray[np.int32]
     rng: np.random.Generator
     oracle: OracleView | None = None

@@ -16,7 +16,8 @@ class OraclePolicy:
     Score ``w_taste·cos(taste, item) + w_quality·(quality − ½) − boredom_weight·boredom[topic]
     − w_repeat·[recently examined]``. With ``follow_instructions`` (default) it also reads the
     ground-truth intent of the user's standing instruction: items of a wanted topic get
-    ``+intent_boost``, items of a refused topic ``−intent_boost``. With
+    ``+intent_boost``, items of a refused topic ``−intent_boost``, and — when the user asked for
+    fresh items — items it has already seen ``−intent_boost``. With
     ``follow_instructions=False`` it is the same recommender ignoring instructions — the pair
     measures what listening is worth. Deterministic: propensity 1.
 
@@ -61,6 +62,7 @@ class OraclePolicy:
             more, less = view.intent_more[:, None], view.intent_less[:, None]
             scores += self.intent_boost * ((topic == more) & (more >= 0))
             scores -= self.intent_boost * ((topic == less) & (less >= 0))
+            scores -= self.intent_boost * (seen & view.intent_fresh[:, None])
         cols = top_k(scores, request.k)
         items = np.take_along_axis(cand, cols, axis=1)
         chosen = np.take_along_axis(scores, cols, axis=1).astype(np.float32)

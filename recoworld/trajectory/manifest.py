@@ -35,14 +35,10 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def git_commit() -> str | None:
-    """The commit of recoworld's source tree, if it runs from a git checkout (else ``None``)."""
-    root = Path(__file__).resolve().parents[2]
-    if not (root / ".git").exists():
-        return None
+def _git(root: Path, *args: str) -> str | None:
     try:
         out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            ["git", "-C", str(root), *args],
             capture_output=True,
             text=True,
             timeout=5,
@@ -50,8 +46,20 @@ def git_commit() -> str | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    sha = out.stdout.strip()
-    return sha if out.returncode == 0 and sha else None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_commit() -> str | None:
+    """The commit of recoworld's source tree if it runs from a git checkout, with ``-dirty``
+    appended when tracked files have uncommitted changes; ``None`` otherwise."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None
+    sha = _git(root, "rev-parse", "HEAD")
+    if not sha:
+        return None
+    dirty = _git(root, "status", "--porcelain", "--untracked-files=no", "--", "recoworld")
+    return f"{sha}-dirty" if dirty else sha
 
 
 def build_manifest(sim: Simulation) -> dict[str, Any]:

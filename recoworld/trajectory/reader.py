@@ -42,14 +42,22 @@ def read_arrow(
 ) -> pa.Table:
     """One table of a run as an Arrow table, parts in order; only ``columns`` if given.
 
-    Reads every complete part on disk (so a run that is still going, or was killed, reads too).
+    Reads the parts the manifest lists — every flush that completed, in order, the same cut
+    across tables — so a run that is still going, or was killed, reads too. Without a manifest,
+    every part on disk is read in name order.
     """
     if table not in TABLES:
         raise TrajectoryError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
     folder = Path(run_dir) / table
     if not folder.is_dir():
         raise TrajectoryError(f"{run_dir}: no {table}/ folder; is this a recoworld run folder?")
-    parts = sorted(folder.glob("part-*.parquet"))
+    manifest_path = Path(run_dir) / MANIFEST
+    parts: list[Path]
+    if manifest_path.is_file():
+        listed = read_manifest(run_dir).get("tables", {}).get(table, {}).get("parts", [])
+        parts = [Path(run_dir) / p for p in listed]
+    else:
+        parts = sorted(folder.glob("part-*.parquet"))
     schema = schema_of(table)
     if columns is not None:
         unknown = set(columns) - set(schema.names)

@@ -172,7 +172,7 @@ class Recorder:
         self._write_manifest()
 
     def _write_part(self, table: str, data: pa.Table) -> None:
-        name = f"part-{self._parts:05d}.parquet"
+        name = f"part-{self._parts:06d}.parquet"
         target = self.path / table / name
         tmp = target.with_name(name + ".tmp")
         data = data.combine_chunks().replace_schema_metadata(schema_of(table).metadata)

@@ -17,7 +17,7 @@ ACTIONS = ("skip", "click", "like", "share", "comment")
 #: ``impressions.source``.
 SOURCES = ("rec", "social")
 #: ``sessions.end_reason``.
-END_REASONS = ("left", "horizon", "interrupted")
+END_REASONS = ("left", "horizon", "interrupted", "failed")
 
 _run = pa.field("run", pa.dictionary(pa.int32(), pa.string()), nullable=False)
 _tick = pa.field("tick", pa.int32(), nullable=False)

@@ -11,8 +11,10 @@ import numpy as np
 
 __all__ = ["REASONS", "render_instruction"]
 
-#: Why a user speaks up: ``boredom`` (too much of one topic), ``mismatch`` (the feed misses its
-#: taste), ``repetition`` (it keeps seeing the same items).
+#: Why a user speaks up: ``boredom`` (too much of one topic: less of it, more of another),
+#: ``mismatch`` (the page's main topic is not for it: less of that, more of another),
+#: ``repetition`` (it keeps seeing the same items: more of a topic, and nothing already seen —
+#: the ``fresh`` constraint; no topic is refused). Every topic in the intent is named in the text.
 REASONS = ("boredom", "mismatch", "repetition")
 
 _TEMPLATES: dict[str, tuple[str, ...]] = {
@@ -30,7 +32,7 @@ _TEMPLATES: dict[str, tuple[str, ...]] = {
     "repetition": (
         "I keep seeing the same things — show me something new, like fresh {more}.",
         "Seen all of this already. Anything new in {more}?",
-        "Stop repeating yourself: new {more} please, and no more {less} reruns.",
+        "Stop repeating yourself: something I haven't seen, {more} maybe.",
     ),
 }
 

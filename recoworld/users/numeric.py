@@ -81,6 +81,7 @@ class NumericUserModel(UserModel):
         conformity = pop.conformity[users]
         sociability = pop.sociability[users]
         more, less = pop.intent_more[users], pop.intent_less[users]
+        fresh = pop.intent_fresh[users]
         memory = pop.memory_items[users]
         proof = cat.social_proof()
 
@@ -162,6 +163,9 @@ class NumericUserModel(UserModel):
             shown = np.maximum(valid_all.sum(axis=1), 1)
             wanted = (topics == more[:, None]).sum(axis=1) / shown
             refused = ((topics == less[:, None]) & (less[:, None] != NO_TOPIC)).any(axis=1)
+            if fresh.any():
+                rerun = valid_all & (feed.items[:, :, None] == memory[:, None, :]).any(axis=2)
+                refused |= fresh & rerun.any(axis=1)
             honoured = pending & (wanted >= c.honour_share) & ~refused
             ignored = pending & ((wanted == 0) | refused)
             satisfaction += np.float32(c.honour_gain) * honoured
@@ -195,6 +199,7 @@ class NumericUserModel(UserModel):
         expired = users[pop.pages_since_instruction[users] >= c.intent_pages]
         pop.intent_more[expired] = NO_TOPIC
         pop.intent_less[expired] = NO_TOPIC
+        pop.intent_fresh[expired] = False
         if users.size == 0 or c.max_instructions == 0:
             return Instructions.empty()
         risk = self.risk(pop.satisfaction[users], pop.fatigue[users], pop.patience[users])
@@ -229,10 +234,12 @@ class NumericUserModel(UserModel):
         reason_code = np.where(
             bored_max >= _BOREDOM_REASON, 0, np.where(repeat_share >= _REPEAT_REASON, 2, 1)
         )
-        less = np.where(reason_code == 0, bored_most, shown_most).astype(np.int16)
+        avoid = np.where(reason_code == 0, bored_most, shown_most)
         want = affinity - c.w_boredom * boredom
-        want[np.arange(sel.size), less] = -np.inf
+        want[np.arange(sel.size), avoid] = -np.inf
         more = want.argmax(axis=1).astype(np.int16)
+        # A repetition complaint asks for fresh items, not against a topic.
+        less = np.where(reason_code == 2, NO_TOPIC, avoid).astype(np.int16)
         names = cat.topic_names
         reasons = ("boredom", "mismatch", "repetition")
         texts, reason_list, constraint = [], [], []
@@ -241,7 +248,7 @@ class NumericUserModel(UserModel):
             reason_list.append(reason)
             constraint.append("fresh" if reason == "repetition" else "")
             texts.append(
-                render_instruction(reason, names[more[j]], names[less[j]], int(choice[sel[j]]))
+                render_instruction(reason, names[more[j]], names[avoid[j]], int(choice[sel[j]]))
             )
         pop.satisfaction[who] = np.minimum(
             pop.satisfaction[who] + np.float32(c.instruction_hope), np.float32(1.5)

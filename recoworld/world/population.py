@@ -21,8 +21,8 @@ class Population:
     ``[n_users, dim]``), the traits ``activity`` (sessions per day), ``conformity``, ``diversity``
     (diversity seeking), ``patience`` and ``sociability`` in [0, 1], and the mindset
     ``satisfaction``, ``fatigue``, per-topic ``boredom`` (``[n_users, n_topics]``) and ``opinion``
-    in [−1, 1], and the ground-truth intent of the last instruction (``intent_more``,
-    ``intent_less`` topic indices, ``NO_TOPIC`` when none).
+    in [−1, 1], and the ground-truth intent of the standing instruction (``intent_more``,
+    ``intent_less`` topic indices, ``NO_TOPIC`` when none; ``intent_fresh``: nothing already seen).
 
     Session state: ``in_session``, ``session_id`` (global id of the current or last session),
     ``session_start``, ``session_pages``, ``session_items`` (items examined), ``session_clicks``,
@@ -66,6 +66,7 @@ class Population:
     n_sessions: NDArray[np.int32] = field(init=False)
     intent_more: NDArray[np.int16] = field(init=False)
     intent_less: NDArray[np.int16] = field(init=False)
+    intent_fresh: NDArray[np.bool_] = field(init=False)
     last_instruction: NDArray[np.int64] = field(init=False)
     instruction_texts: list[str] = field(init=False)
     memory_items: NDArray[np.int32] = field(init=False)
@@ -98,6 +99,7 @@ class Population:
         self.n_sessions = np.zeros(n, dtype=np.int32)
         self.intent_more = np.full(n, NO_TOPIC, dtype=np.int16)
         self.intent_less = np.full(n, NO_TOPIC, dtype=np.int16)
+        self.intent_fresh = np.zeros(n, dtype=bool)
         self.last_instruction = np.full(n, -1, dtype=np.int64)
         self.instruction_texts = []
         self.memory_items = np.full((n, self.memory_size), -1, dtype=np.int32)
