@@ -1,0 +1,111 @@
+"""The ``recoworld`` command: output, and one clear line with exit 2 for every user error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, run_cli
+
+SMALL = ["--users", "400", "--ticks", "40", "--set", "world.n_items=500", "-q"]
+
+
+def _one_error_line(proc_stderr: str) -> str:
+    lines = [line for line in proc_stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc_stderr
+    assert lines[0].startswith("recoworld: error: ")
+    assert "Traceback" not in proc_stderr
+    return lines[0]
+
+
+def test_run_prints_summary_and_run_folder(tmp_path: Path) -> None:
+    proc = run_cli(["run", *SMALL, "--out", "R"], cwd=tmp_path, check=True)
+    for label in (
+        "users",
+        "sessions",
+        "impressions",
+        "CTR",
+        "mean session length",
+        "instructions per session",
+        "return rate",
+    ):
+        assert label in proc.stdout
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last == f"Run folder: {(tmp_path / 'R').resolve()}"
+    for table in ("impressions", "responses", "instructions", "sessions", "social"):
+        assert list((tmp_path / "R" / table).glob("part-*.parquet")), table
+
+
+def test_default_out_folder_is_named_after_scenario_and_seed(tmp_path: Path) -> None:
+    run_cli(["run", "retention", *SMALL, "--seed", "4"], cwd=tmp_path, check=True)
+    assert (tmp_path / "runs" / "retention-seed4" / "manifest.json").is_file()
+
+
+def test_missing_scenario_file(tmp_path: Path) -> None:
+    proc = run_cli(["run", "envs/nope.yaml"], cwd=tmp_path)
+    assert proc.returncode == 2
+    line = _one_error_line(proc.stderr)
+    assert "envs/nope.yaml" in line
+    assert "does not exist" in line
+
+
+def test_unknown_scenario_name_suggests_one(tmp_path: Path) -> None:
+    proc = run_cli(["run", "defualt"], cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Did you mean 'default'" in _one_error_line(proc.stderr)
+
+
+def test_scenario_with_unknown_key(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("name: bad\nworld:\n  n_users: 100\n  n_usres: 5\n")
+    proc = run_cli(["run", str(spec)], cwd=tmp_path)
+    assert proc.returncode == 2
+    line = _one_error_line(proc.stderr)
+    assert "world.n_usres" in line
+    assert "unknown key" in line
+    assert not (tmp_path / "runs").exists()  # nothing started
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--set", "users.patience_mean=1.5"], "users.patience_mean"),
+        (["--set", "world.n_users=many"], "world.n_users"),
+        (["--set", "clock.tick_minutes=7"], "clock.tick_minutes"),
+        (["--set", "nonsense"], "KEY=VALUE"),
+        (["--set", "feed.nope.x=1"], "feed.nope"),
+        (["--policy", "most_pop"], "Did you mean 'most_popular'"),
+        (["--users", "0"], "world.n_users"),
+    ],
+)
+def test_bad_values_are_one_line_errors(tmp_path: Path, args: list[str], needle: str) -> None:
+    proc = run_cli(["run", *args], cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in _one_error_line(proc.stderr)
+
+
+def test_out_folder_that_is_not_a_run_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    proc = run_cli(["run", *SMALL, "--out", "mine"], cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "not a recoworld run folder" in _one_error_line(proc.stderr)
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+
+
+def test_envs_lists_shipped_scenarios(tmp_path: Path) -> None:
+    proc = run_cli(["envs"], cwd=tmp_path, check=True)
+    for name in ("default", "retention", "social"):
+        assert name in proc.stdout
+    rows = json.loads(run_cli(["envs", "--json"], cwd=tmp_path, check=True).stdout)
+    shipped = {p.stem for p in (ROOT / "envs").glob("*.yaml")}
+    assert {r["id"] for r in rows if r["kind"] == "scenario"} == shipped
+    assert all(Path(r["path"]).is_file() for r in rows)
+
+
+def test_help_shows_examples(tmp_path: Path) -> None:
+    proc = run_cli(["run", "--help"], cwd=tmp_path, check=True)
+    assert "examples:" in proc.stdout
+    assert "--seed" in proc.stdout
