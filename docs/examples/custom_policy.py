@@ -8,7 +8,7 @@ It is compared with plain MostPopular on the same seeds.
 import numpy as np
 
 import recoworld
-from recoworld.policies import Feedback, RecommendRequest, Slates, top_k
+from recoworld.policies import Feedback, RecommendRequest, Slates, slates_from_scores
 
 
 class KeywordListener:
@@ -34,13 +34,7 @@ class KeywordListener:
                 scores[row] += 3.0 * (topics[row] == t)
             for t in set(ordered) - set(wanted):
                 scores[row] -= 3.0 * (topics[row] == t)
-        cols = top_k(scores, request.k)
-        items = np.take_along_axis(cand, cols, axis=1)
-        return Slates(
-            items=items,
-            scores=np.take_along_axis(scores, cols, axis=1),
-            propensities=np.ones(items.shape, np.float32),
-        )
+        return slates_from_scores(request, scores)
 
     def update(self, feedback: Feedback) -> None:
         pass

@@ -13,6 +13,7 @@ from recoworld.policies.base import (
     Recommender,
     RecommendRequest,
     Slates,
+    slates_from_scores,
     top_k,
     validate_slates,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "Slates",
     "available",
     "make_policy",
+    "slates_from_scores",
     "top_k",
     "validate_slates",
 ]

@@ -25,6 +25,7 @@ __all__ = [
     "RecommendRequest",
     "Recommender",
     "Slates",
+    "slates_from_scores",
     "top_k",
     "validate_slates",
 ]
@@ -137,6 +138,29 @@ class Recommender(Protocol):
 def top_k(scores: NDArray[np.floating], k: int) -> NDArray[np.intp]:
     """Column indices of the ``k`` best scores per row, best first; ties keep column order."""
     return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
+def slates_from_scores(
+    request: RecommendRequest,
+    scores: NDArray[np.floating],
+    propensities: NDArray[np.floating] | float = 1.0,
+) -> Slates:
+    """The ``k`` best-scored candidates per user, best first, as :class:`Slates`.
+
+    ``scores`` is ``[n, C]`` over ``request.candidates``; ``propensities`` is a number for every
+    shown item (1.0 for a deterministic policy) or ``[n, C]`` per candidate.
+    """
+    cols = top_k(scores, request.k)
+    items = np.take_along_axis(request.candidates, cols, axis=1)
+    if np.isscalar(propensities):
+        prop = np.full(items.shape, propensities, np.float32)
+    else:
+        prop = np.take_along_axis(np.asarray(propensities), cols, axis=1).astype(np.float32)
+    return Slates(
+        items=items,
+        scores=np.take_along_axis(scores, cols, axis=1).astype(np.float32),
+        propensities=prop,
+    )
 
 
 def validate_slates(slates: Slates, request: RecommendRequest, policy_name: str) -> Slates:

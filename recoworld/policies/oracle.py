@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from recoworld.errors import PolicyError
-from recoworld.policies.base import Feedback, RecommendRequest, Slates, top_k
+from recoworld.policies.base import Feedback, RecommendRequest, Slates, slates_from_scores
 
 __all__ = ["OraclePolicy"]
 
@@ -63,10 +63,7 @@ class OraclePolicy:
             scores += self.intent_boost * ((topic == more) & (more >= 0))
             scores -= self.intent_boost * ((topic == less) & (less >= 0))
             scores -= self.intent_boost * (seen & view.intent_fresh[:, None])
-        cols = top_k(scores, request.k)
-        items = np.take_along_axis(cand, cols, axis=1)
-        chosen = np.take_along_axis(scores, cols, axis=1).astype(np.float32)
-        return Slates(items=items, scores=chosen, propensities=np.ones(items.shape, np.float32))
+        return slates_from_scores(request, scores)
 
     def update(self, feedback: Feedback) -> None:
         """The oracle does not learn; it already knows."""
