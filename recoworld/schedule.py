@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from recoworld.config import ScenarioConfig
-from recoworld.errors import ConfigError, RecoworldError
+from recoworld.errors import ConfigError, PolicyError, RecoworldError
 from recoworld.feed import compose_feed, deliver_shares, social_capacity, take_inbox
 from recoworld.policies import make_policy
 from recoworld.policies.base import (
@@ -53,7 +53,7 @@ from recoworld.users.numeric import NumericUserModel
 from recoworld.world.population import NO_TOPIC
 from recoworld.world.world import World
 
-__all__ = ["RunResult", "Simulation", "TickStats"]
+__all__ = ["RunResult", "Simulation", "TickOutcome", "TickStats"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,19 @@ class TickStats:
     impressions: int
     clicks: int
     instructions: int
+
+
+@dataclass(frozen=True, slots=True)
+class TickOutcome:
+    """What :meth:`Simulation.end_tick` did: its stats and, when anyone was in session, the
+    composed ``feed``, the ``responses``, the ``instructions`` given and the users who ``ended``
+    their session (all row-aligned with ``feed.users``)."""
+
+    stats: TickStats
+    feed: Feed | None = None
+    responses: Responses | None = None
+    instructions: Instructions | None = None
+    ended: NDArray[np.int64] | None = None
 
 
 @dataclass(slots=True)
@@ -144,6 +157,7 @@ class Simulation:
         self._next_session = 0
         self._privileged = bool(getattr(self.policy, "privileged", False))
         self._in_step = False
+        self._pending: tuple[int, NDArray[np.int64], RecommendRequest | None] | None = None
         diurnal = np.asarray(config.clock.diurnal, dtype=np.float64)
         tick_hours = config.clock.tick_minutes / 60.0
         rate = config.clock.start_rate * diurnal / diurnal.max()
@@ -174,26 +188,50 @@ class Simulation:
 
     # -- the schedule ---------------------------------------------------------------------
     def step(self) -> TickStats:
-        """Advance the world by one tick through stages 1–9."""
+        """Advance the world by one tick through stages 1–9, with the simulation's own policy."""
+        request = self.begin_tick()
+        slates = self.policy.recommend(request) if request is not None else None
+        return self.end_tick(slates).stats
+
+    def begin_tick(self) -> RecommendRequest | None:
+        """Stages 1–2 of a tick: activate users, draw candidates; the request for a policy.
+
+        Returns ``None`` when nobody is in a session this tick. Every face drives the schedule
+        through this pair: ``begin_tick``, then a policy's (or an agent's) slates, then
+        :meth:`end_tick`.
+        """
         if self.recorder is not None and self.recorder.closed:
             raise RecoworldError(
                 "this simulation has finished and its trajectory is closed; "
                 "build a new Simulation to run again"
             )
+        if self._pending is not None:
+            raise RecoworldError("begin_tick called twice; call end_tick(slates) first")
         self._in_step = True
         t = self.world.clock.tick
         started = self._1_activate(t)
         users = np.flatnonzero(self.world.population.in_session).astype(np.int64)
-        if users.size == 0:
+        request = None
+        if users.size:
+            request = self._3_request(t, users, self._2_candidates(users))
+        self._pending = (t, started, request)
+        return request
+
+    def end_tick(self, slates: Slates | None) -> TickOutcome:
+        """Stages 3–9 of the tick begun by :meth:`begin_tick`, with ``slates`` for its request."""
+        if self._pending is None:
+            raise RecoworldError("end_tick called without begin_tick")
+        t, started, request = self._pending
+        self._pending = None
+        if request is None:
             if self.recorder is not None:
                 self.recorder.commit(t)
-            self.world.clock.tick += 1
-            self._in_step = False
-            self._committed = replace(self.totals)
-            return TickStats(t, 0, int(started.size), 0, 0, 0, 0)
-        candidates = self._2_candidates(users)
-        request = self._3_request(t, users, candidates)
-        slates = validate_slates(self.policy.recommend(request), request, self.policy.name)
+            self._close_tick()
+            return TickOutcome(stats=TickStats(t, 0, int(started.size), 0, 0, 0, 0))
+        if slates is None:
+            raise PolicyError(f"tick {t}: {request.n} users are in session; slates are required")
+        slates = validate_slates(slates, request, self.policy.name)
+        users = request.users
         feed = self._4_compose_feed(users, slates)
         responses = self.user_model.respond(self.world, feed, self.streams["users"])
         shares = self._6_apply(feed, responses)
@@ -201,19 +239,32 @@ class Simulation:
         ended = users[responses.left]
         session_rows = self._8_leave_return(ended, t, "left")
         self._9_record(t, feed, responses, instructions, session_rows, shares)
-        self.world.clock.tick += 1
-        self._in_step = False
-        self._committed = replace(self.totals)
-        clicks = int(responses.clicked.sum())
-        return TickStats(
+        self._close_tick()
+        stats = TickStats(
             t,
             int(users.size),
             int(started.size),
             int(ended.size),
             int(feed.valid.sum()),
-            clicks,
+            int(responses.clicked.sum()),
             len(instructions),
         )
+        return TickOutcome(
+            stats=stats, feed=feed, responses=responses, instructions=instructions, ended=ended
+        )
+
+    def _close_tick(self) -> None:
+        self.world.clock.tick += 1
+        self._in_step = False
+        self._committed = replace(self.totals)
+
+    def start_sessions(self, users: NDArray[np.integer]) -> None:
+        """Start a session now for idle ``users`` (a face that controls activation uses this)."""
+        users = np.asarray(users, dtype=np.int64)
+        pop = self.world.population
+        if users.size and (pop.in_session[users].any() or pop.churned[users].any()):
+            raise RecoworldError("start_sessions: some users are already in session or churned")
+        self._open_sessions(np.sort(users), self.world.clock.tick)
 
     def _1_activate(self, t: int) -> NDArray[np.int64]:
         pop = self.world.population
@@ -221,8 +272,13 @@ class Simulation:
         p = self._start_prob[self.world.clock.hour_of_day(t)]
         draws = self.streams["activation"].random(due.size)
         users = due[draws < p].astype(np.int64)
+        self._open_sessions(users, t)
+        return users
+
+    def _open_sessions(self, users: NDArray[np.int64], t: int) -> None:
+        pop = self.world.population
         if users.size == 0:
-            return users
+            return
         self.user_model.start_session(self.world, users)
         pop.in_session[users] = True
         pop.session_id[users] = self._next_session + np.arange(users.size)
@@ -238,7 +294,6 @@ class Simulation:
         pop.last_instruction[users] = -1
         pop.n_sessions[users] += 1
         self.totals.sessions_started += int(users.size)
-        return users
 
     def _2_candidates(self, users: NDArray[np.int64]) -> NDArray[np.int32]:
         rng, n_items = self.streams["candidates"], self.world.n_items
