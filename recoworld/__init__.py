@@ -4,7 +4,8 @@ Simulated users — fast numeric models and LLM-driven agents — review what th
 item, update their mindset, say what they want when they are about to leave (reflective
 instructions), and come back or not (retention), over a social graph, with every impression logged.
 
-Importing ``recoworld`` does no work: the names below load on first use.
+Importing ``recoworld`` registers its Gymnasium ids and does nothing else: the names below load
+on first use.
 
 >>> import recoworld
 >>> sim = recoworld.Simulation(recoworld.load_scenario("default"))  # doctest: +SKIP
@@ -31,9 +32,23 @@ _LAZY = {
     "read_table": "recoworld.trajectory",
     "NumericUserModel": "recoworld.users",
     "RecoworldError": "recoworld.errors",
+    "make": "recoworld.envs",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
+
+
+def _register() -> None:
+    # Gymnasium ids are registered on import (the ecosystem's contract); only metadata with
+    # string entry points — no recoworld module beyond the registry table is imported.
+    try:
+        from recoworld.envs.registration import register_envs
+    except ImportError:  # pragma: no cover - gymnasium is a core dependency
+        return
+    register_envs()
+
+
+_register()
 
 
 def __getattr__(name: str) -> Any:

@@ -85,8 +85,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     envs = sub.add_parser(
         "envs",
-        help="list the shipped scenarios",
-        description="List the shipped scenarios (envs/*.yaml).",
+        help="list the shipped scenarios and the registered environments",
+        description="List the shipped scenarios (envs/*.yaml) and registered environment ids.",
     )
     envs.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -96,22 +96,32 @@ def _cmd_envs(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from recoworld.envs.registration import ENVS
     from recoworld.scenario import list_scenarios
 
     infos = list_scenarios()
     if args.json:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {"id": i.name, "kind": "scenario", "description": i.description, "path": str(i.path)}
             for i in infos
         ]
+        rows += [{"id": e.id, "kind": e.kind, "description": e.description} for e in ENVS]
         print(json.dumps(rows, indent=2))
         return 0
-    table = Table(title="recoworld scenarios", show_lines=False)
+    console = Console()
+    table = Table(title="recoworld scenarios (recoworld run NAME)", show_lines=False)
     table.add_column("name", style="bold")
     table.add_column("description")
     for info in infos:
         table.add_row(info.name, info.description)
-    Console().print(table)
+    console.print(table)
+    envs = Table(title="environments (recoworld.make(ID))", show_lines=False)
+    envs.add_column("id", style="bold")
+    envs.add_column("kind")
+    envs.add_column("description")
+    for entry in ENVS:
+        envs.add_row(entry.id, entry.kind, entry.description)
+    console.print(envs)
     return 0
 
 

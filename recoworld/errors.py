@@ -11,6 +11,7 @@ __all__ = [
     "DependencyNotInstalled",
     "PolicyError",
     "RecoworldError",
+    "RenderModeError",
     "ScenarioNotFoundError",
     "TrajectoryError",
 ]
@@ -37,6 +38,11 @@ class PolicyError(RecoworldError, ValueError):
 
 class TrajectoryError(RecoworldError):
     """A run folder or trajectory table is missing, unreadable, or of an unknown schema version."""
+
+
+class RenderModeError(ConfigError, TypeError):
+    """An environment was asked for a render mode it does not have (a ``TypeError`` too, so
+    that callers probing for render support, like Stable-Baselines3, fall back cleanly)."""
 
 
 class DependencyNotInstalled(RecoworldError, ImportError):

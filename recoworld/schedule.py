@@ -253,6 +253,18 @@ class Simulation:
             stats=stats, feed=feed, responses=responses, instructions=instructions, ended=ended
         )
 
+    def cancel_tick(self) -> None:
+        """Abandon the tick begun by :meth:`begin_tick`: nobody is served and the clock moves on.
+
+        For faces that replace users mid-tick (an environment reset); nothing is recorded.
+        """
+        if self._pending is None:
+            return
+        self._pending = None
+        if self.recorder is not None:
+            self.recorder.discard()
+        self._close_tick()
+
     def _close_tick(self) -> None:
         self.world.clock.tick += 1
         self._in_step = False

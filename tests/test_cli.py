@@ -102,7 +102,13 @@ def test_envs_lists_shipped_scenarios(tmp_path: Path) -> None:
     rows = json.loads(run_cli(["envs", "--json"], cwd=tmp_path, check=True).stdout)
     shipped = {p.stem for p in (ROOT / "envs").glob("*.yaml")}
     assert {r["id"] for r in rows if r["kind"] == "scenario"} == shipped
-    assert all(Path(r["path"]).is_file() for r in rows)
+    assert all(Path(r["path"]).is_file() for r in rows if r["kind"] == "scenario")
+    from recoworld.envs import ENVS
+
+    assert {(r["id"], r["kind"]) for r in rows if r["kind"] != "scenario"} == {
+        (e.id, e.kind) for e in ENVS
+    }
+    assert "recoworld/Feed-v0" in proc.stdout
 
 
 def test_help_shows_examples(tmp_path: Path) -> None:

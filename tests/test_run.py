@@ -177,13 +177,15 @@ def test_run_without_recording_matches_recorded_totals(
 
 
 def test_import_is_lazy_and_quiet() -> None:
+    """Importing recoworld registers its Gymnasium ids and loads nothing else heavy."""
     import subprocess
     import sys
 
     code = (
-        "import sys, recoworld; "
-        "heavy = [m for m in ('numpy', 'pandas', 'pyarrow', 'networkx', 'gymnasium') "
-        "if m in sys.modules]; print(heavy)"
+        "import sys, recoworld, gymnasium; "
+        "assert 'recoworld/Feed-v0' in gymnasium.envs.registry; "
+        "heavy = [m for m in ('pandas', 'pyarrow', 'networkx', 'torch', 'recoworld.schedule', "
+        "'recoworld.envs.feed', 'recoworld.world') if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 from numpy.typing import NDArray
@@ -11,6 +11,8 @@ __all__ = ["NO_TOPIC", "Population"]
 
 #: Marker for "no topic" in intent columns.
 NO_TOPIC = -1
+#: Per-user trait columns (static within a run).
+TRAITS = ("activity", "conformity", "diversity", "patience", "sociability", "opinion")
 
 
 @dataclass(slots=True)
@@ -78,7 +80,7 @@ class Population:
 
     def __post_init__(self) -> None:
         n = self.taste.shape[0]
-        for name in ("activity", "conformity", "diversity", "patience", "sociability", "opinion"):
+        for name in TRAITS:
             if getattr(self, name).shape != (n,):
                 raise ValueError(f"{name} must have shape ({n},)")
         self.persona = np.full(n, -1, dtype=np.int32)
@@ -112,6 +114,26 @@ class Population:
     @property
     def n_users(self) -> int:
         return int(self.taste.shape[0])
+
+    def replace_users(self, users: NDArray[np.integer], fresh: Population) -> None:
+        """Make rows ``users`` brand-new users: taste and traits from ``fresh`` (a population of
+        ``len(users)`` users), and every dynamic column back to its initial value."""
+        users = np.asarray(users, dtype=np.int64)
+        if fresh.n_users != users.size:
+            raise ValueError("fresh must hold exactly one user per replaced row")
+        self.taste[users] = fresh.taste
+        for name in TRAITS:
+            getattr(self, name)[users] = getattr(fresh, name)
+        blank = Population(
+            taste=fresh.taste,
+            **{name: getattr(fresh, name) for name in TRAITS},
+            n_topics=self.n_topics,
+            memory_size=self.memory_size,
+            inbox_size=self.inbox_size,
+        )
+        for f in fields(self):
+            if not f.init and f.name != "instruction_texts":
+                getattr(self, f.name)[users] = getattr(blank, f.name)
 
     def remember(
         self, users: NDArray[np.int64], items: NDArray[np.int32], reaction: NDArray[np.int8]

@@ -1,0 +1,634 @@
+"""Gymnasium faces of the feed: the agent is the recommender serving simulated users.
+
+One batched core (:class:`FeedCore`) drives the one step schedule of :mod:`recoworld.schedule`
+for ``B`` users at once — ``begin_tick`` gives the page request, the agent's action becomes the
+slates, ``end_tick`` simulates the users. :class:`FeedEnv` is the core with ``B = 1``;
+:class:`FeedVectorEnv` is the core with ``B = num_envs``, a native ``gymnasium.vector.VectorEnv``.
+Neither re-implements any dynamics.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+from numpy.typing import NDArray
+
+from recoworld._config import check, from_mapping, override
+from recoworld.config import ScenarioConfig, UserModelConfig
+from recoworld.errors import ConfigError, RenderModeError
+from recoworld.policies.base import Feedback, RecommendRequest, Slates, top_k
+from recoworld.policies.parsing import encode_instructions
+from recoworld.scenario import load_scenario
+from recoworld.schedule import Simulation, TickOutcome
+from recoworld.users.numeric import NumericUserModel
+from recoworld.world.synthetic import generate_population
+
+__all__ = ["FeedCore", "FeedEnv", "FeedEnvConfig", "FeedVectorEnv"]
+
+_NEVER = np.iinfo(np.int64).max // 4
+#: Reward per examined item: click, like, share, comment.
+REWARD_WEIGHTS = (1.0, 0.5, 1.0, 0.5)
+#: Per-candidate features (after the topic one-hot): popularity, quality, seen, affinity.
+_ITEM_EXTRA = 4
+_ENGAGEMENT = 8
+#: The opt-in ``Text`` observation: printable ASCII plus common typography; others become "?".
+_TEXT_MAX = 256
+_CHARSET = string.ascii_letters + string.digits + string.punctuation + " —–’‘“”…éè"
+_CHARSET_SET = frozenset(_CHARSET)
+#: Per-page decay of the click centroid behind the affinity feature.
+_CENTROID_DECAY = np.float32(0.8)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FeedEnvConfig:
+    """Arguments of the feed environments (``gymnasium.make("recoworld/Feed-v0", **kwargs)``).
+
+    Attributes:
+        scenario: shipped scenario name or YAML path whose world and user model are used.
+        n_items: catalogue size.
+        n_candidates: candidates offered per page (``C``); the action indexes them.
+        slate_size: items per page (``k``); 1 in ``item`` mode.
+        action_mode: ``slate`` (``MultiDiscrete([C] * k)``), ``item`` (``Discrete(C)`` with
+            ``action_masks()``), or ``weights`` (``Box(-1, 1, (F,))`` scoring weights over the
+            ``F`` candidate features; its size does not grow with the catalogue).
+        lifelong: one episode is a user's whole life over ``days`` (many sessions); reward adds
+            ``return_bonus`` at each return; terminated on churn, truncated at ``days``.
+        days: horizon of a lifelong episode, in simulated days.
+        return_bonus: reward when a lifelong user starts another session.
+        observe_text: add the instruction's text as a ``Text`` observation (opt-in: ``Text``
+            breaks shared-memory vector envs and SB3).
+        oracle: add the user's hidden state (taste, boredom, satisfaction, fatigue) to the
+            observation — for upper bounds only.
+        randomize: domain randomization — ``{user-model parameter: [low, high]}``; each reset
+            draws every listed parameter uniformly (Sim2Rec-style robustness).
+        overrides: dotted scenario overrides, e.g. ``{"users.patience_mean": 0.3}``.
+    """
+
+    scenario: str = "default"
+    n_items: int = 2000
+    n_candidates: int = 20
+    slate_size: int = 5
+    action_mode: Literal["slate", "item", "weights"] = "slate"
+    lifelong: bool = False
+    days: float = 7.0
+    return_bonus: float = 2.0
+    observe_text: bool = False
+    oracle: bool = False
+    randomize: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check(self.n_items >= 2, "n_items", "an integer >= 2", self.n_items)
+        check(
+            2 <= self.n_candidates <= self.n_items,
+            "n_candidates",
+            f"an integer in 2..n_items ({self.n_items})",
+            self.n_candidates,
+        )
+        check(
+            1 <= self.slate_size <= self.n_candidates,
+            "slate_size",
+            f"an integer in 1..n_candidates ({self.n_candidates})",
+            self.slate_size,
+        )
+        check(self.days > 0, "days", "a positive number of days", self.days)
+        known = set(UserModelConfig.__dataclass_fields__)
+        for name, bounds in self.randomize.items():
+            check(name in known, f"randomize.{name}", "a user-model parameter name", name)
+            check(
+                len(bounds) == 2 and bounds[0] <= bounds[1],
+                f"randomize.{name}",
+                "[low, high] with low <= high",
+                bounds,
+            )
+
+    @property
+    def k(self) -> int:
+        return 1 if self.action_mode == "item" else self.slate_size
+
+
+class _AgentPolicy:
+    """Stands in the simulation's policy slot: the agent's actions arrive through ``end_tick``."""
+
+    name = "agent"
+
+    def recommend(self, request: RecommendRequest) -> Slates:
+        raise RuntimeError("the agent acts through the environment's step()")
+
+    def update(self, feedback: Feedback) -> None:
+        pass
+
+
+class FeedCore:
+    """``B`` simulated users served by one agent, tick by tick, over the one schedule."""
+
+    def __init__(self, config: FeedEnvConfig, n_slots: int, seed: int) -> None:
+        self.config = config
+        self.n_slots = n_slots
+        base = load_scenario(config.scenario)
+        updates: dict[str, Any] = {
+            "seed": int(seed),
+            "world.n_users": n_slots,
+            "world.n_items": config.n_items,
+            "world.graph.kind": "none",
+            "feed.n_candidates": config.n_candidates,
+            "feed.slate_size": config.k,
+            "feed.rule": "none",
+            "clock.ticks": 0,
+            "clock.days": max(config.days, 1.0),
+            **config.overrides,
+        }
+        self.scenario: ScenarioConfig = override(base, updates)
+        self.model = NumericUserModel(self.scenario.users)
+        self.sim = Simulation(self.scenario, policy=_AgentPolicy(), user_model=self.model)
+        world = self.sim.world
+        self.n_topics = world.catalog.n_topics
+        self.n_features = self.n_topics + _ITEM_EXTRA
+        self.request: RecommendRequest | None = None
+        self.row_of_slot = np.full(n_slots, -1, np.int64)
+        self.last = np.zeros((n_slots, 4), np.float32)  # examined, clicks, likes, dwell mean
+        self.episode_start = np.zeros(n_slots, np.int64)
+        world.population.next_active[:] = _NEVER  # the environment decides who starts when
+        dim = world.population.taste.shape[1]
+        self.click_centroid = np.zeros((n_slots, dim), np.float32)
+        self._eye = np.eye(self.n_topics, dtype=np.float32)
+        self._popularity = np.zeros(world.n_items, np.float32)
+        self._features: tuple[RecommendRequest | None, NDArray[np.float32]] | None = None
+
+    # -- episodes ---------------------------------------------------------------------------
+    def new_users(self, slots: NDArray[np.int64], rng: np.random.Generator) -> None:
+        """Replace ``slots`` by brand-new users drawn from the scenario, in a fresh session."""
+        if self.config.randomize:
+            values = {
+                name: float(rng.uniform(lo, hi)) for name, (lo, hi) in self.config.randomize.items()
+            }
+            self.model.config = override(self.model.config, values)
+        world = self.sim.world
+        fresh, _ = generate_population(
+            replace(self.scenario.world, n_users=int(slots.size)),
+            self.model.config,
+            world.catalog,
+            rng,
+            inbox_size=world.population.inbox_size,
+        )
+        world.population.replace_users(slots, fresh)
+        world.population.next_active[slots] = _NEVER
+        self.sim.start_sessions(slots)
+        self.last[slots] = 0.0
+        self.click_centroid[slots] = 0.0
+        self.episode_start[slots] = world.clock.tick
+
+    def begin(self) -> RecommendRequest | None:
+        """Begin the next tick: the request whose candidates the next action indexes."""
+        self.request = self.sim.begin_tick()
+        clicks = np.log1p(self.sim.world.catalog.clicks.astype(np.float32))
+        self._popularity = (clicks / np.float32(float(clicks.max()) or 1.0)).astype(np.float32)
+        self.row_of_slot[:] = -1
+        if self.request is not None:
+            self.row_of_slot[self.request.users] = np.arange(self.request.n)
+        return self.request
+
+    def abandon(self) -> None:
+        self.sim.cancel_tick()
+        self.request = None
+
+    # -- actions ----------------------------------------------------------------------------
+    def slates(self, actions: NDArray) -> Slates:
+        """Decode the agent's actions for the users of the current request (see FeedEnv)."""
+        req = self.request
+        assert req is not None
+        users = req.users
+        act = np.asarray(actions)[users]
+        k, c = self.config.k, self.config.n_candidates
+        if self.config.action_mode == "weights":
+            feats = self.candidate_features()[users]
+            scores = np.einsum("ncf,nf->nc", feats, act.astype(np.float32))
+            cols = top_k(scores, k)
+        else:
+            cols = act.reshape(users.size, k).astype(np.int64)
+            if ((cols < 0) | (cols >= c)).any():
+                raise ConfigError(f"actions must be candidate indices in 0..{c - 1}")
+            cols = _dedupe(cols, c)
+            scores = np.zeros((users.size, c), np.float32)
+        items = np.take_along_axis(req.candidates, cols, axis=1)
+        return Slates(
+            items=items,
+            scores=np.take_along_axis(scores, cols, axis=1).astype(np.float32),
+            propensities=np.ones(items.shape, np.float32),
+        )
+
+    def finish(self, actions: NDArray) -> tuple[TickOutcome, NDArray[np.float32]]:
+        """End the tick with the agent's actions; per-slot engagement reward."""
+        slates = self.slates(actions) if self.request is not None else None
+        outcome = self.sim.end_tick(slates)
+        reward = np.zeros(self.n_slots, np.float32)
+        if outcome.responses is not None and outcome.feed is not None:
+            r = outcome.responses
+            wc, wl, ws, wm = REWARD_WEIGHTS
+            per_row = (
+                wc * r.clicked.sum(1)
+                + wl * r.liked.sum(1)
+                + ws * r.shared.sum(1)
+                + wm * r.commented.sum(1)
+            )
+            slots = outcome.feed.users
+            reward[slots] = per_row
+            examined = r.examined.sum(1)
+            dwell = np.where(r.clicked, r.dwell, 0.0).sum(1) / np.maximum(r.clicked.sum(1), 1)
+            emb = self.sim.world.catalog.embedding[np.maximum(outcome.feed.items, 0)]
+            clicked_sum = np.einsum("nl,nld->nd", r.clicked.astype(np.float32), emb)
+            self.click_centroid[slots] = _CENTROID_DECAY * self.click_centroid[slots] + clicked_sum
+            self.last[slots] = np.stack(
+                [examined, r.clicked.sum(1), r.liked.sum(1), dwell], axis=1
+            ).astype(np.float32)
+        self.request = None
+        return outcome, reward
+
+    def action_masks(self) -> NDArray[np.bool_]:
+        """``[B, C]``: candidates the user has not seen (all, if it has seen every one)."""
+        seen = self.candidate_features()[:, :, self.n_topics + 2] > 0.5
+        mask = ~seen
+        mask[~mask.any(axis=1)] = True
+        return mask
+
+    # -- observations -----------------------------------------------------------------------
+    def candidate_features(self) -> NDArray[np.float32]:
+        """``[B, C, F]``: topic one-hot, popularity, quality, seen, affinity (zeros off-session).
+
+        Affinity is the cosine between the candidate and the user's click centroid, a sum of the
+        embeddings of its clicked items decayed by ``_CENTROID_DECAY`` per page. Cached per tick.
+        """
+        req = self.request
+        if self._features is not None and self._features[0] is req:
+            return self._features[1]
+        b, c, t = self.n_slots, self.config.n_candidates, self.n_topics
+        if req is None:
+            out = np.zeros((b, c, self.n_features), np.float32)
+            self._features = (req, out)
+            return out
+        cat, pop = self.sim.world.catalog, self.sim.world.population
+        cand, slots = req.candidates, req.users
+        feat = np.empty((req.n, c, self.n_features), np.float32)
+        feat[:, :, :t] = self._eye[cat.topic[cand]]
+        feat[:, :, t] = self._popularity[cand]
+        feat[:, :, t + 1] = cat.quality[cand]
+        feat[:, :, t + 2] = (cand[:, :, None] == pop.memory_items[slots][:, None, :]).any(axis=2)
+        centroid = self.click_centroid[slots]
+        norm = np.linalg.norm(centroid, axis=1, keepdims=True)
+        centroid = centroid / np.maximum(norm, np.float32(1e-9))
+        affinity = np.einsum("ncd,nd->nc", cat.embedding[cand], centroid)
+        feat[:, :, t + 3] = np.clip(affinity, -1.0, 1.0)  # float32 rounding can pass 1
+        if req.n == b:
+            out = feat
+        else:
+            out = np.zeros((b, c, self.n_features), np.float32)
+            out[slots] = feat
+        self._features = (req, out)
+        return out
+
+    def observe(self) -> dict[str, NDArray[np.float32]]:
+        """Batched observation of every slot (what a platform could observe)."""
+        world = self.sim.world
+        pop, cat, clock = world.population, world.catalog, world.clock
+        t = self.n_topics
+        b = self.n_slots
+        slots = np.arange(b)
+        memory = pop.memory_items
+        valid = memory >= 0
+        topics = np.where(valid, cat.topic[np.maximum(memory, 0)], t).astype(np.int64)
+        base = slots[:, None] * (t + 1)
+        size = b * (t + 1)
+        hist = np.bincount((base + topics).ravel(), minlength=size).reshape(b, t + 1)
+        clicked_topics = np.where(pop.memory_reaction >= 1, topics, t)
+        chist = np.bincount((base + clicked_topics).ravel(), minlength=size).reshape(b, t + 1)
+        n_seen = np.maximum(valid.sum(axis=1, keepdims=True), 1)
+        history = np.concatenate([hist[:, :t] / n_seen, chist[:, :t] / n_seen], axis=1)
+        hour = 2 * math.pi * clock.hour_of_day() / 24.0
+        page = float(self.sim.config.feed.slate_size)
+        engagement = np.stack(
+            [
+                np.minimum(pop.session_pages / 50.0, 1.0),
+                self.last[:, 0] / page,
+                self.last[:, 1] / page,
+                self.last[:, 2] / page,
+                np.minimum(self.last[:, 3] / 60.0, 5.0),
+                pop.session_clicks / np.maximum(pop.session_items, 1),
+                np.full(b, math.sin(hour)),
+                np.full(b, math.cos(hour)),
+            ],
+            axis=1,
+        ).astype(np.float32)
+        texts = self.instruction_texts()
+        age = np.where(pop.last_instruction >= 0, 1.0 / (1.0 + pop.pages_since_instruction), 0.0)
+        instruction = np.concatenate(
+            [encode_instructions(texts, cat.topic_names), age[:, None].astype(np.float32)], axis=1
+        )
+        obs = {
+            "candidates": self.candidate_features().reshape(b, -1),
+            "history": history.astype(np.float32),
+            "engagement": engagement,
+            "instruction": instruction.astype(np.float32),
+        }
+        if self.config.oracle:
+            obs["oracle"] = np.concatenate(
+                [
+                    pop.taste,
+                    np.minimum(pop.boredom, 5.0),
+                    pop.satisfaction[:, None],
+                    np.minimum(pop.fatigue, 5.0)[:, None],
+                ],
+                axis=1,
+            ).astype(np.float32)
+        return obs
+
+    def instruction_texts(self) -> list[str | None]:
+        pop = self.sim.world.population
+        texts: list[str | None] = [None] * self.n_slots
+        for u in np.flatnonzero(pop.last_instruction >= 0):
+            texts[u] = pop.instruction_texts[pop.last_instruction[u]]
+        return texts
+
+    def observation_space(self) -> spaces.Dict:
+        t, c, f = self.n_topics, self.config.n_candidates, self.n_features
+        box: dict[str, spaces.Space[Any]] = {
+            "candidates": spaces.Box(-1.0, 1.0, (c * f,), np.float32),
+            "history": spaces.Box(0.0, 1.0, (2 * t,), np.float32),
+            "engagement": spaces.Box(-1.0, 5.0, (_ENGAGEMENT,), np.float32),
+            "instruction": spaces.Box(0.0, 1.0, (2 * t + 2,), np.float32),
+        }
+        if self.config.oracle:
+            dim = self.sim.world.population.taste.shape[1]
+            box["oracle"] = spaces.Box(-1.0, 5.0, (dim + t + 2,), np.float32)
+        return spaces.Dict(box)
+
+    def action_space(self) -> spaces.Space[Any]:
+        c, k = self.config.n_candidates, self.config.k
+        if self.config.action_mode == "item":
+            return spaces.Discrete(c)
+        if self.config.action_mode == "weights":
+            return spaces.Box(-1.0, 1.0, (self.n_features,), np.float32)
+        return spaces.MultiDiscrete([c] * k)
+
+
+def _dedupe(cols: NDArray[np.int64], n_candidates: int) -> NDArray[np.int64]:
+    """Documented duplicate rule: a repeated index becomes the lowest unused candidate index."""
+    n, k = cols.shape
+    used = np.zeros((n, n_candidates), bool)
+    out = cols.copy()
+    rows = np.arange(n)
+    for j in range(k):
+        idx = out[:, j]
+        dup = used[rows, idx]
+        if dup.any():
+            idx = np.where(dup, np.argmin(used, axis=1), idx)
+            out[:, j] = idx
+        used[rows, idx] = True
+    return out
+
+
+def _parse(kwargs: dict[str, Any]) -> FeedEnvConfig:
+    return from_mapping(FeedEnvConfig, kwargs, path="env")
+
+
+class FeedEnv(gym.Env[dict[str, Any], Any]):
+    """Feed — the agent is the recommender serving one simulated user.
+
+    ## Description
+    Each step the agent composes one page (a slate) for one numeric user of the scenario, who
+    reviews it item by item (clicks, likes, shares, comments, dwell), updates its mindset, may
+    speak up with a reflective instruction, and may leave. Each episode is a brand-new user drawn
+    from the scenario's population. ``recoworld/FeedLifelong-v0`` follows one user over days of
+    sessions instead.
+
+    ## Agents
+    One: the recommender.
+
+    ## Observation
+    A one-level ``Dict`` of float32 ``Box``es — only what a platform could observe:
+
+    * ``candidates`` ``[C·(T + 4)]``, row-major ``[C, T + 4]``: per candidate its topic one-hot,
+      popularity, quality, already seen, and affinity to the user's recent clicks;
+    * ``history`` ``[2T]``: topic shares of the recently examined and clicked items;
+    * ``engagement`` ``[8]``: session pages, the last page's examined items, clicks, likes and
+      dwell, session CTR, hour of day (sine, cosine);
+    * ``instruction`` ``[2T + 2]``: the last instruction's text as read by
+      :func:`recoworld.policies.parsing.parse_instruction` — topics more, topics less, fresh —
+      and its recency.
+
+    ``oracle=True`` adds ``oracle``, the hidden state; ``observe_text=True`` adds
+    ``instruction_text``, the words themselves, as a ``Text`` space.
+
+    ## Action
+    ``slate`` (default): ``MultiDiscrete([C] * k)``, candidate indices in page order; a repeated
+    index is replaced by the lowest unused candidate index. ``item`` (FeedItem-v0): ``Discrete(C)``,
+    a one-item page, with ``action_masks()`` (unseen candidates). ``weights`` (FeedWeights-v0):
+    ``Box(-1, 1, (T + 4,))`` weights over the candidate features; the page is the top-k scores.
+
+    ## Reward
+    Per examined item: 1 per click, 0.5 per like, 1 per share, 0.5 per comment. Lifelong: plus
+    ``return_bonus`` each time the user comes back for another session.
+
+    ## Termination
+    ``terminated`` when the user leaves the session (lifelong: when it churns). ``truncated`` at
+    the step limit (Feed-v0: 100 pages) or, lifelong, after ``days``.
+
+    ## Arguments
+    See :class:`FeedEnvConfig`: ``scenario``, ``n_items``, ``n_candidates``, ``slate_size``,
+    ``action_mode``, ``lifelong``, ``days``, ``return_bonus``, ``observe_text``, ``oracle``,
+    ``randomize`` (domain randomization), ``overrides``.
+
+    ## Version History
+    * v0: initial release.
+    """
+
+    metadata = {"render_modes": []}  # noqa: RUF012 - Gymnasium declares it an instance field
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        if render_mode is not None:
+            raise RenderModeError(
+                f"env.render_mode: this env has no render modes, got {render_mode!r}"
+            )
+        self.render_mode = render_mode
+        self.config = _parse(kwargs)
+        self.core: FeedCore | None = None
+        probe = FeedCore(self.config, 1, seed=0)
+        obs_space = probe.observation_space()
+        if self.config.observe_text:
+            obs_space = spaces.Dict(
+                {
+                    **obs_space.spaces,
+                    "instruction_text": spaces.Text(
+                        min_length=0, max_length=_TEXT_MAX, charset=_CHARSET
+                    ),
+                }
+            )
+        self.observation_space = obs_space
+        self.action_space = probe.action_space()
+        self._slot = np.zeros(1, np.int64)
+
+    def _obs(self) -> dict[str, Any]:
+        assert self.core is not None
+        obs: dict[str, Any] = {k: v[0] for k, v in self.core.observe().items()}
+        if self.config.observe_text:
+            obs["instruction_text"] = self._text()
+        return obs
+
+    def _text(self) -> str:
+        assert self.core is not None
+        text = (self.core.instruction_texts()[0] or "")[:_TEXT_MAX]
+        return "".join(ch if ch in _CHARSET_SET else "?" for ch in text)
+
+    def _info(self, **extra: Any) -> dict[str, Any]:
+        assert self.core is not None
+        pop = self.core.sim.world.population
+        return {
+            "instruction": self._text(),
+            "session_pages": int(pop.session_pages[0]),
+            "sessions": int(pop.n_sessions[0]),
+            **extra,
+        }
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        super().reset(seed=seed)
+        if self.core is None or seed is not None:
+            core_seed = seed if seed is not None else int(self.np_random.integers(2**31 - 1))
+            self.core = FeedCore(self.config, 1, seed=core_seed)
+        else:
+            self.core.abandon()
+        self.core.new_users(self._slot, self.np_random)
+        self.core.begin()
+        return self._obs(), self._info()
+
+    def step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        core = self.core
+        if core is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        if core.request is None:
+            raise gym.error.ResetNeeded("the episode is over; call reset()")
+        outcome, reward = core.finish(np.asarray(action)[None, ...])
+        pop, clock = core.sim.world.population, core.sim.world.clock
+        left = bool(outcome.ended is not None and outcome.ended.size > 0)
+        total = float(reward[0])
+        terminated = truncated = returned = False
+        if not self.config.lifelong:
+            terminated = left
+            if not left:
+                core.begin()
+        else:
+            horizon = core.episode_start[0] + round(self.config.days * clock.ticks_per_day)
+            if left and pop.churned[0]:
+                terminated = True
+            else:
+                # Between sessions time passes tick by tick until the user's own return.
+                request = None
+                while clock.tick < horizon:
+                    request = core.begin()
+                    if request is not None:
+                        break
+                    core.sim.end_tick(None)
+                truncated = request is None
+                returned = left and not truncated
+                if returned:
+                    total += self.config.return_bonus
+        info = self._info(
+            clicks=int(core.last[0, 1]), examined=int(core.last[0, 0]), returned=returned
+        )
+        return self._obs(), total, terminated, truncated, info
+
+    def action_masks(self) -> NDArray[np.bool_]:
+        """Valid actions in ``item`` mode (candidates the user has not seen), for MaskablePPO."""
+        if self.core is None:
+            return np.ones(self.config.n_candidates, bool)
+        return self.core.action_masks()[0]
+
+
+class FeedVectorEnv(gym.vector.VectorEnv):
+    """``num_envs`` Feed users simulated together in one process (numpy over users).
+
+    The same dynamics, observations, actions and rewards as :class:`FeedEnv`, batched: one tick
+    of the schedule serves every slot at once. Autoreset is next-step: the step after a slot's
+    episode ends returns that slot's reset observation (its action is ignored), reward 0.
+    Episodes are truncated after ``max_episode_steps`` pages (default 100).
+    """
+
+    metadata = {  # noqa: RUF012 - Gymnasium declares it an instance field
+        "render_modes": [],
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+    }
+
+    def __init__(self, num_envs: int = 1, max_episode_steps: int = 100, **kwargs: Any) -> None:
+        self.config = _parse(kwargs)
+        if self.config.lifelong or self.config.observe_text:
+            raise ConfigError(
+                "env: the native vector env supports neither lifelong nor observe_text; use "
+                "gymnasium.make_vec(..., vectorization_mode='sync') for those"
+            )
+        self.num_envs = int(num_envs)
+        self.max_episode_steps = int(max_episode_steps)
+        self.core: FeedCore | None = None
+        probe = FeedCore(self.config, 1, seed=0)
+        self.single_observation_space = probe.observation_space()
+        self.single_action_space = probe.action_space()
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._steps = np.zeros(self.num_envs, np.int64)
+        self._needs_reset = np.zeros(self.num_envs, bool)
+
+    def reset(
+        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, NDArray[np.float32]], dict[str, Any]]:
+        root = seed[0] if isinstance(seed, list) else seed
+        super().reset(seed=root)
+        core_seed = root if root is not None else int(self.np_random.integers(2**31 - 1))
+        self.core = FeedCore(self.config, self.num_envs, seed=core_seed)
+        self.core.new_users(np.arange(self.num_envs), self.np_random)
+        self.core.begin()
+        self._steps[:] = 0
+        self._needs_reset[:] = False
+        return self.core.observe(), {}
+
+    def step(
+        self, actions: Any
+    ) -> tuple[dict[str, NDArray], NDArray, NDArray, NDArray, dict[str, Any]]:
+        core = self.core
+        if core is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        _, reward = core.finish(np.asarray(actions))
+        self._steps += 1
+        pop = core.sim.world.population
+        resetting = self._needs_reset.copy()
+        reward[resetting] = 0.0
+        terminated = ~pop.in_session & ~resetting
+        truncated = ~terminated & ~resetting & (self._steps >= self.max_episode_steps)
+        ended = terminated | truncated
+        # Users who ended stay out until reset; slots flagged last step start a new user now.
+        pop.next_active[ended] = _NEVER
+        starting = np.flatnonzero(resetting)
+        if starting.size:
+            pop.in_session[starting] = False
+            core.new_users(starting, self.np_random)
+            self._steps[starting] = 0
+        out_of_session = np.flatnonzero(truncated & pop.in_session)
+        pop.in_session[out_of_session] = False  # truncated sessions are closed for the agent
+        self._needs_reset = ended
+        core.begin()
+        info = {
+            "clicks": core.last[:, 1].astype(np.int64),
+            "examined": core.last[:, 0].astype(np.int64),
+        }
+        return core.observe(), reward, terminated, truncated, info
+
+    def action_masks(self) -> NDArray[np.bool_]:
+        if self.core is None:
+            return np.ones((self.num_envs, self.config.n_candidates), bool)
+        return self.core.action_masks()
