@@ -158,6 +158,7 @@ class Simulation:
         self._privileged = bool(getattr(self.policy, "privileged", False))
         self._in_step = False
         self._pending: tuple[int, NDArray[np.int64], RecommendRequest | None] | None = None
+        self._feed: Feed | None = None
         diurnal = np.asarray(config.clock.diurnal, dtype=np.float64)
         tick_hours = config.clock.tick_minutes / 60.0
         rate = config.clock.start_rate * diurnal / diurnal.max()
@@ -219,20 +220,53 @@ class Simulation:
 
     def end_tick(self, slates: Slates | None) -> TickOutcome:
         """Stages 3–9 of the tick begun by :meth:`begin_tick`, with ``slates`` for its request."""
+        self.compose(slates)
+        return self.complete()
+
+    def compose(self, slates: Slates | None) -> Feed | None:
+        """Stages 3–4: validate ``slates`` and compose each user's feed (``None``: nobody in
+        session). Faces whose users see their feed before responding call :meth:`complete`
+        later; in between, :attr:`pending_feed` is what the users are looking at."""
         if self._pending is None:
-            raise RecoworldError("end_tick called without begin_tick")
-        t, started, request = self._pending
-        self._pending = None
+            raise RecoworldError("compose called without begin_tick")
+        if self._feed is not None:
+            raise RecoworldError("compose called twice; call complete() first")
+        t, _, request = self._pending
         if request is None:
+            return None
+        if slates is None:
+            raise PolicyError(f"tick {t}: {request.n} users are in session; slates are required")
+        slates = validate_slates(slates, request, self.policy.name)
+        self._feed = self._4_compose_feed(request.users, slates)
+        return self._feed
+
+    @property
+    def pending_request(self) -> RecommendRequest | None:
+        """The request of the tick begun by :meth:`begin_tick` (``None``: none, or nobody in
+        session)."""
+        return self._pending[2] if self._pending is not None else None
+
+    @property
+    def pending_feed(self) -> Feed | None:
+        """The feed composed by :meth:`compose` and not yet responded to."""
+        return self._feed
+
+    def complete(self) -> TickOutcome:
+        """Stages 5–9 of the current tick: users respond to the composed feed, and so on."""
+        if self._pending is None:
+            raise RecoworldError("complete called without begin_tick")
+        t, started, request = self._pending
+        feed = self._feed
+        if request is not None and feed is None:
+            raise RecoworldError("complete called before compose(slates)")
+        self._pending = None
+        self._feed = None
+        if request is None or feed is None:
             if self.recorder is not None:
                 self.recorder.commit(t)
             self._close_tick()
             return TickOutcome(stats=TickStats(t, 0, int(started.size), 0, 0, 0, 0))
-        if slates is None:
-            raise PolicyError(f"tick {t}: {request.n} users are in session; slates are required")
-        slates = validate_slates(slates, request, self.policy.name)
         users = request.users
-        feed = self._4_compose_feed(users, slates)
         responses = self.user_model.respond(self.world, feed, self.streams["users"])
         shares = self._6_apply(feed, responses)
         instructions = self._7_instructions(feed, responses)
@@ -261,6 +295,7 @@ class Simulation:
         if self._pending is None:
             return
         self._pending = None
+        self._feed = None
         if self.recorder is not None:
             self.recorder.discard()
         self._close_tick()

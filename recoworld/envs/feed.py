@@ -30,6 +30,7 @@ from recoworld.scenario import load_scenario
 from recoworld.schedule import Simulation, TickOutcome
 from recoworld.users.numeric import NumericUserModel
 from recoworld.world.synthetic import generate_population
+from recoworld.world.world import World
 
 __all__ = ["FeedCore", "FeedEnv", "FeedEnvConfig", "FeedVectorEnv"]
 
@@ -159,7 +160,6 @@ class FeedCore:
         world.population.next_active[:] = _NEVER  # the environment decides who starts when
         dim = world.population.taste.shape[1]
         self.click_centroid = np.zeros((n_slots, dim), np.float32)
-        self._eye = np.eye(self.n_topics, dtype=np.float32)
         self._popularity = np.zeros(world.n_items, np.float32)
         self._features: tuple[RecommendRequest | None, NDArray[np.float32]] | None = None
 
@@ -189,8 +189,7 @@ class FeedCore:
     def begin(self) -> RecommendRequest | None:
         """Begin the next tick: the request whose candidates the next action indexes."""
         self.request = self.sim.begin_tick()
-        clicks = np.log1p(self.sim.world.catalog.clicks.astype(np.float32))
-        self._popularity = (clicks / np.float32(float(clicks.max()) or 1.0)).astype(np.float32)
+        self._popularity = popularity(self.sim.world)
         self.row_of_slot[:] = -1
         if self.request is not None:
             self.row_of_slot[self.request.users] = np.arange(self.request.n)
@@ -269,28 +268,18 @@ class FeedCore:
         req = self.request
         if self._features is not None and self._features[0] is req:
             return self._features[1]
-        b, c, t = self.n_slots, self.config.n_candidates, self.n_topics
+        b, c = self.n_slots, self.config.n_candidates
         if req is None:
             out = np.zeros((b, c, self.n_features), np.float32)
             self._features = (req, out)
             return out
-        cat, pop = self.sim.world.catalog, self.sim.world.population
-        cand, slots = req.candidates, req.users
-        feat = np.empty((req.n, c, self.n_features), np.float32)
-        feat[:, :, :t] = self._eye[cat.topic[cand]]
-        feat[:, :, t] = self._popularity[cand]
-        feat[:, :, t + 1] = cat.quality[cand]
-        feat[:, :, t + 2] = (cand[:, :, None] == pop.memory_items[slots][:, None, :]).any(axis=2)
-        centroid = self.click_centroid[slots]
-        norm = np.linalg.norm(centroid, axis=1, keepdims=True)
-        centroid = centroid / np.maximum(norm, np.float32(1e-9))
-        affinity = np.einsum("ncd,nd->nc", cat.embedding[cand], centroid)
-        feat[:, :, t + 3] = np.clip(affinity, -1.0, 1.0)  # float32 rounding can pass 1
+        centroid = self.click_centroid[req.users]
+        feat = request_features(self.sim.world, req, centroid, self._popularity)
         if req.n == b:
             out = feat
         else:
             out = np.zeros((b, c, self.n_features), np.float32)
-            out[slots] = feat
+            out[req.users] = feat
         self._features = (req, out)
         return out
 
@@ -376,6 +365,36 @@ class FeedCore:
         if self.config.action_mode == "weights":
             return spaces.Box(-1.0, 1.0, (self.n_features,), np.float32)
         return spaces.MultiDiscrete([c] * k)
+
+
+def popularity(world: World) -> NDArray[np.float32]:
+    """Public popularity of every item in [0, 1]: ``log1p(clicks) / max``."""
+    clicks = np.log1p(world.catalog.clicks.astype(np.float32))
+    return (clicks / np.float32(float(clicks.max()) or 1.0)).astype(np.float32)
+
+
+def request_features(
+    world: World,
+    request: RecommendRequest,
+    centroid: NDArray[np.float32],
+    item_popularity: NDArray[np.float32],
+) -> NDArray[np.float32]:
+    """``[n, C, T + 4]`` features of each requesting user's candidates: topic one-hot,
+    popularity, quality, already seen by the user, cosine affinity to ``centroid`` (``[n, D]``,
+    e.g. the user's clicked items)."""
+    cat, pop = world.catalog, world.population
+    cand, users = request.candidates, request.users
+    t = cat.n_topics
+    feat = np.empty((request.n, cand.shape[1], t + _ITEM_EXTRA), np.float32)
+    feat[:, :, :t] = np.eye(t, dtype=np.float32)[cat.topic[cand]]
+    feat[:, :, t] = item_popularity[cand]
+    feat[:, :, t + 1] = cat.quality[cand]
+    feat[:, :, t + 2] = (cand[:, :, None] == pop.memory_items[users][:, None, :]).any(axis=2)
+    norm = np.linalg.norm(centroid, axis=1, keepdims=True)
+    unit = centroid / np.maximum(norm, np.float32(1e-9))
+    affinity = np.einsum("ncd,nd->nc", cat.embedding[cand], unit)
+    feat[:, :, t + 3] = np.clip(affinity, -1.0, 1.0)  # float32 rounding can pass 1
+    return feat
 
 
 def _dedupe(cols: NDArray[np.int64], n_candidates: int) -> NDArray[np.int64]:

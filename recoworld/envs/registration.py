@@ -59,6 +59,12 @@ ENVS: tuple[EnvEntry, ...] = (
         kwargs={"lifelong": True},
         description="one user's sessions over simulated days; reward includes retention",
     ),
+    EnvEntry(
+        id="recoworld/SocialFeed-v0",
+        kind="pettingzoo",
+        entry_point="recoworld.envs.social:SocialFeedEnv",
+        description="recommender and users as agents on a social feed (parallel; AEC view)",
+    ),
 )
 
 
