@@ -575,23 +575,40 @@ class FeedVectorEnv(gym.vector.VectorEnv):
     """``num_envs`` Feed users simulated together in one process (numpy over users).
 
     The same dynamics, observations, actions and rewards as :class:`FeedEnv`, batched: one tick
-    of the schedule serves every slot at once. Autoreset is next-step: the step after a slot's
-    episode ends returns that slot's reset observation (its action is ignored), reward 0.
-    Episodes are truncated after ``max_episode_steps`` pages (default 100).
+    of the schedule serves every slot at once. Episodes are truncated after
+    ``max_episode_steps`` pages (default 100). Autoreset (``autoreset_mode``):
+
+    * ``next_step`` (default, Gymnasium's): the step after a slot's episode ends returns that
+      slot's reset observation (its action is ignored), reward 0;
+    * ``same_step`` (Stable-Baselines3's): the step that ends an episode already returns the next
+      user's first observation; the final one is in ``info["final_obs"]`` (an object array, set
+      where ``info["_final_obs"]``). Final observations carry no candidates (all zeros).
     """
 
-    metadata = {  # noqa: RUF012 - Gymnasium declares it an instance field
-        "render_modes": [],
-        "autoreset_mode": AutoresetMode.NEXT_STEP,
-    }
-
-    def __init__(self, num_envs: int = 1, max_episode_steps: int = 100, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        num_envs: int = 1,
+        max_episode_steps: int = 100,
+        autoreset_mode: Literal["next_step", "same_step"] = "next_step",
+        **kwargs: Any,
+    ) -> None:
         self.config = _parse(kwargs)
         if self.config.lifelong or self.config.observe_text:
             raise ConfigError(
                 "env: the native vector env supports neither lifelong nor observe_text; use "
                 "gymnasium.make_vec(..., vectorization_mode='sync') for those"
             )
+        if autoreset_mode not in ("next_step", "same_step"):
+            raise ConfigError(
+                f"env.autoreset_mode: expected 'next_step' or 'same_step', got {autoreset_mode!r}"
+            )
+        self.same_step = autoreset_mode == "same_step"
+        self.metadata = {
+            "render_modes": [],
+            "autoreset_mode": AutoresetMode.SAME_STEP
+            if self.same_step
+            else AutoresetMode.NEXT_STEP,
+        }
         self.num_envs = int(num_envs)
         self.max_episode_steps = int(max_episode_steps)
         self.core: FeedCore | None = None
@@ -630,21 +647,27 @@ class FeedVectorEnv(gym.vector.VectorEnv):
         terminated = ~pop.in_session & ~resetting
         truncated = ~terminated & ~resetting & (self._steps >= self.max_episode_steps)
         ended = terminated | truncated
-        # Users who ended stay out until reset; slots flagged last step start a new user now.
+        # Users who ended are out for good: their slot gets a new user (now, or next step).
         pop.next_active[ended] = _NEVER
-        starting = np.flatnonzero(resetting)
+        pop.in_session[np.flatnonzero(truncated)] = False  # the agent's session is over
+        info: dict[str, Any] = {}
+        if self.same_step and ended.any():
+            final = core.observe()
+            final_obs = np.empty(self.num_envs, dtype=object)
+            for slot in np.flatnonzero(ended):
+                final_obs[slot] = {k: v[slot] for k, v in final.items()}
+            info["final_obs"], info["_final_obs"] = final_obs, ended.copy()
+            starting = np.flatnonzero(ended)
+            self._needs_reset[:] = False
+        else:
+            starting = np.flatnonzero(resetting)
+            self._needs_reset = ended
         if starting.size:
-            pop.in_session[starting] = False
             core.new_users(starting, self.np_random)
             self._steps[starting] = 0
-        out_of_session = np.flatnonzero(truncated & pop.in_session)
-        pop.in_session[out_of_session] = False  # truncated sessions are closed for the agent
-        self._needs_reset = ended
         core.begin()
-        info = {
-            "clicks": core.last[:, 1].astype(np.int64),
-            "examined": core.last[:, 0].astype(np.int64),
-        }
+        info["clicks"] = core.last[:, 1].astype(np.int64)
+        info["examined"] = core.last[:, 0].astype(np.int64)
         return core.observe(), reward, terminated, truncated, info
 
     def action_masks(self) -> NDArray[np.bool_]:
