@@ -218,3 +218,50 @@ def test_docs_envs_page_is_generated_from_the_docstrings() -> None:
     assert page == render(), "docs/envs.md is stale: python -m recoworld.envs.docs docs/envs.md"
     for env_id in GYM_IDS:
         assert f"`{env_id}`" in page
+
+
+def test_same_step_autoreset_returns_the_next_user_at_once() -> None:
+    from recoworld.envs.feed import FeedVectorEnv
+
+    venv = FeedVectorEnv(6, autoreset_mode="same_step", n_items=300)
+    venv.reset(seed=0)
+    venv.action_space.seed(0)
+    ended_seen = 0
+    for _ in range(200):
+        obs, reward, terminated, truncated, info = venv.step(venv.action_space.sample())
+        ended = terminated | truncated
+        if ended.any():
+            ended_seen += int(ended.sum())
+            assert (info["_final_obs"] == ended).all()
+            pages = venv.core.sim.world.population.session_pages
+            for slot in np.flatnonzero(ended):
+                assert set(info["final_obs"][slot]) == set(obs)
+                assert pages[slot] == 0  # the slot already holds a brand-new user
+        assert venv.observation_space.contains(obs)
+    assert ended_seen > 0
+
+
+def test_sb3_vec_env_trains_ppo_on_many_users_per_process() -> None:
+    pytest.importorskip("stable_baselines3")
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from recoworld.envs.sb3 import make_sb3_vec_env
+
+    torch.set_num_threads(1)
+    venv = VecMonitor(make_sb3_vec_env(8, seed=0, n_items=300))
+    obs = venv.reset()
+    dones_seen = 0
+    for _ in range(60):
+        actions = np.stack([venv.action_space.sample() for _ in range(8)])
+        obs, rewards, dones, infos = venv.step(actions)
+        for slot in np.flatnonzero(dones):
+            dones_seen += 1
+            assert "terminal_observation" in infos[slot]
+            assert "episode" in infos[slot]  # VecMonitor saw a whole episode
+    assert dones_seen > 0
+    model = PPO("MultiInputPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=0)
+    model.learn(256)
+    action, _ = model.predict(obs, deterministic=True)
+    assert action.shape == (8, 5)
