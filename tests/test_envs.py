@@ -228,7 +228,7 @@ def test_same_step_autoreset_returns_the_next_user_at_once() -> None:
     venv.action_space.seed(0)
     ended_seen = 0
     for _ in range(200):
-        obs, reward, terminated, truncated, info = venv.step(venv.action_space.sample())
+        obs, _reward, terminated, truncated, info = venv.step(venv.action_space.sample())
         ended = terminated | truncated
         if ended.any():
             ended_seen += int(ended.sum())
@@ -255,7 +255,7 @@ def test_sb3_vec_env_trains_ppo_on_many_users_per_process() -> None:
     dones_seen = 0
     for _ in range(60):
         actions = np.stack([venv.action_space.sample() for _ in range(8)])
-        obs, rewards, dones, infos = venv.step(actions)
+        obs, _rewards, dones, infos = venv.step(actions)
         for slot in np.flatnonzero(dones):
             dones_seen += 1
             assert "terminal_observation" in infos[slot]

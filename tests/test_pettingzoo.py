@@ -122,3 +122,14 @@ def test_bad_arguments() -> None:
 def test_aec_view_is_the_standard_conversion() -> None:
     aec = recoworld.make("recoworld/SocialFeed-v0", api="aec", **SMALL)
     assert type(aec) is type(parallel_to_aec(recoworld.make("recoworld/SocialFeed-v0", **SMALL)))
+
+
+def test_unseeded_resets_continue_the_seeded_stream() -> None:
+    def second_reset(seed: int) -> np.ndarray:
+        env = recoworld.make("recoworld/SocialFeed-v0", **SMALL)
+        env.reset(seed=seed)
+        obs, _ = env.reset()
+        return obs[RECOMMENDER]
+
+    assert np.array_equal(second_reset(1), second_reset(1))
+    assert not np.array_equal(second_reset(1), second_reset(2))

@@ -155,6 +155,7 @@ class SocialFeedEnv(ParallelEnv):  # type: ignore[misc]
         self.possible_agents = [RECOMMENDER] + [user_agent(int(u)) for u in self.external]
         self.agents: list[str] = []
         self._sim: Simulation | None = None
+        self._seeder: np.random.Generator | None = None
         self._build(seed=0)
         sim = self._sim_or_raise()
         self.n_topics = sim.world.catalog.n_topics
@@ -204,9 +205,12 @@ class SocialFeedEnv(ParallelEnv):  # type: ignore[misc]
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, NDArray[np.float32]], dict[str, dict[str, Any]]]:
-        if seed is None:
-            seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
-        self._build(seed)
+        # As in Gymnasium: a reset without a seed continues the stream of the last seeded one.
+        if seed is not None:
+            self._seeder = np.random.default_rng(seed)
+        elif self._seeder is None:
+            self._seeder = np.random.default_rng()
+        self._build(seed if seed is not None else int(self._seeder.integers(2**31 - 1)))
         self.agents = list(self.possible_agents)
         self._phase = 0
         self._cycle = 0

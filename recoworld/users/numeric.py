@@ -86,56 +86,51 @@ class NumericUserModel(UserModel):
         proof = cat.social_proof()
 
         shape = (n, length)
-        examined = np.zeros(shape, bool)
-        clicked = np.zeros(shape, bool)
-        liked = np.zeros(shape, bool)
-        shared = np.zeros(shape, bool)
-        commented = np.zeros(shape, bool)
-        dwell = np.zeros(shape, np.float32)
-        rating = np.full(shape, np.nan, np.float32)
         alive = np.ones(n, bool)
         left = np.zeros(n, bool)
         boredom_weight = np.float32(c.w_boredom) * (np.float32(0.5) + diversity)
 
+        # What does not change while the user scrolls the page, for every position at once.
+        items = feed.items
+        present = items >= 0
+        it = np.maximum(items, 0)
+        topics = cat.topic[it].astype(np.intp)
+        embeddings = cat.embedding[it]
+        earlier = (items[:, :, None] == items[:, None, :]) & np.tri(length, k=-1, dtype=bool)
+        seen = (items[:, :, None] == memory[:, None, :]).any(axis=2) | earlier.any(axis=2)
+        static = (
+            c.w_quality * (cat.quality[it] - np.float32(0.5))
+            - c.w_repeat * seen
+            + (c.w_social * conformity)[:, None] * proof[it]
+            + (c.w_friend * sociability)[:, None] * (feed.source == SOURCE_SOCIAL)
+            + c.w_intent * ((topics == more[:, None]) & (more != NO_TOPIC)[:, None])
+            - c.w_intent * ((topics == less[:, None]) & (less != NO_TOPIC)[:, None])
+        ).astype(np.float32)
+        attention = np.float32(c.attention) ** np.arange(length, dtype=np.float32)
+        draws = rng.random((length, 5, n), dtype=np.float32)
+        noise = rng.standard_normal((length, 2, n), dtype=np.float32)
+        match_all = np.zeros(shape, np.float32)
+        clicked = np.zeros(shape, bool)
+        examined = np.zeros(shape, bool)
+        share_rate = np.float32(c.share_rate) * sociability
+        comment_rate = np.float32(c.comment_rate) * sociability
+
         for r in range(length):
-            item = feed.items[:, r]
-            valid = alive & (item >= 0)
+            valid = alive & present[:, r]
             if not valid.any():
                 break
-            it = np.maximum(item, 0)
-            topic = cat.topic[it].astype(np.intp)
-            emb = cat.embedding[it]
-            seen = (memory == item[:, None]).any(axis=1) | (feed.items[:, :r] == item[:, None]).any(
-                axis=1
-            )
+            topic = topics[:, r]
+            emb = embeddings[:, r]
             z = (
                 c.w_taste * np.einsum("ij,ij->i", taste, emb)
-                + c.w_quality * (cat.quality[it] - 0.5)
                 - boredom_weight * boredom[rows, topic]
-                - c.w_repeat * seen
-                + c.w_social * conformity * proof[it]
-                + c.w_friend * sociability * (feed.source[:, r] == SOURCE_SOCIAL)
-                + c.w_intent * ((topic == more) & (more != NO_TOPIC))
-                - c.w_intent * ((topic == less) & (less != NO_TOPIC))
+                + static[:, r]
             )
             match = sigmoid((z - c.no_click_utility) / c.temperature)
-            draws = rng.random((6, n), dtype=np.float32)
-            click = valid & (draws[0] < match * np.float32(c.attention**r))
-            like = click & (draws[1] < c.like_rate * match)
-            share = click & (draws[2] < c.share_rate * sociability * match)
-            comment = click & (draws[3] < c.comment_rate * sociability * match)
-            noise = rng.standard_normal((2, n), dtype=np.float32)
+            click = valid & (draws[r, 0] < match * attention[r])
             examined[:, r] = valid
             clicked[:, r] = click
-            liked[:, r] = like
-            shared[:, r] = share
-            commented[:, r] = comment
-            dwell[:, r] = np.where(
-                click, c.dwell_seconds * np.exp(c.dwell_sigma * noise[0]) * (0.5 + match), 0.0
-            )
-            rating[:, r] = np.where(
-                click, np.clip(np.rint(1.0 + 4.0 * match + 0.6 * noise[1]), 1.0, 5.0), np.nan
-            )
+            match_all[:, r] = match
             # Mindset after the item.
             vf = valid.astype(np.float32)
             satisfaction += vf * c.satisfaction_rate * (match - c.satisfaction_reference)
@@ -143,17 +138,35 @@ class NumericUserModel(UserModel):
             np.clip(satisfaction, 0.0, 1.5, out=satisfaction)
             fatigue += vf * np.float32(c.fatigue_per_item)
             boredom[rows, topic] += vf * np.float32(c.boredom_per_item)
-            if c.drift_rate > 0 and click.any():
+            if click.any():
                 idx = np.flatnonzero(click)
-                moved = taste[idx] + np.float32(c.drift_rate) * (emb[idx] - taste[idx])
-                taste[idx] = moved / np.linalg.norm(moved, axis=1, keepdims=True)
-            if c.opinion_rate > 0 and click.any():
-                gap = cat.stance[it] - opinion
-                pull = click & (np.abs(gap) < c.opinion_epsilon)
-                opinion += np.where(pull, np.float32(c.opinion_rate) * gap, 0.0).astype(np.float32)
-            leave = valid & (draws[4] < c.leave_hazard * self.risk(satisfaction, fatigue, patience))
+                if c.drift_rate > 0:
+                    moved = taste[idx] + np.float32(c.drift_rate) * (emb[idx] - taste[idx])
+                    taste[idx] = moved / np.linalg.norm(moved, axis=1, keepdims=True)
+                if c.opinion_rate > 0:
+                    gap = cat.stance[it[idx, r]] - opinion[idx]
+                    pull = np.abs(gap) < c.opinion_epsilon
+                    opinion[idx] += np.where(pull, np.float32(c.opinion_rate) * gap, 0.0)
+            leave = valid & (
+                draws[r, 4] < c.leave_hazard * self.risk(satisfaction, fatigue, patience)
+            )
             left |= leave
             alive &= ~leave
+
+        # Engagement beyond the click and its measures, for all positions at once.
+        d = np.moveaxis(draws, 2, 0)  # [n, L, 5]
+        liked = clicked & (d[:, :, 1] < c.like_rate * match_all)
+        shared = clicked & (d[:, :, 2] < share_rate[:, None] * match_all)
+        commented = clicked & (d[:, :, 3] < comment_rate[:, None] * match_all)
+        g = np.moveaxis(noise, 2, 0)  # [n, L, 2]
+        dwell = np.where(
+            clicked,
+            c.dwell_seconds * np.exp(c.dwell_sigma * g[:, :, 0]) * (0.5 + match_all),
+            0.0,
+        ).astype(np.float32)
+        rating = np.where(
+            clicked, np.clip(np.rint(1.0 + 4.0 * match_all + 0.6 * g[:, :, 1]), 1.0, 5.0), np.nan
+        ).astype(np.float32)
 
         # Did this page honour the standing instruction?
         pending = more != NO_TOPIC
