@@ -216,6 +216,7 @@ class Simulation:
         if users.size:
             request = self._3_request(t, users, self._2_candidates(users))
         self._pending = (t, started, request)
+        self._in_step = False  # a begun tick waiting for slates is a consistent state
         return request
 
     def end_tick(self, slates: Slates | None) -> TickOutcome:
@@ -229,6 +230,7 @@ class Simulation:
         later; in between, :attr:`pending_feed` is what the users are looking at."""
         if self._pending is None:
             raise RecoworldError("compose called without begin_tick")
+        self._in_step = True
         if self._feed is not None:
             raise RecoworldError("compose called twice; call complete() first")
         t, _, request = self._pending
@@ -255,6 +257,7 @@ class Simulation:
         """Stages 5–9 of the current tick: users respond to the composed feed, and so on."""
         if self._pending is None:
             raise RecoworldError("complete called without begin_tick")
+        self._in_step = True
         t, started, request = self._pending
         feed = self._feed
         if request is not None and feed is None:
@@ -463,7 +466,7 @@ class Simulation:
 
     def _8_leave_return(self, ended: NDArray[np.int64], t: int, reason: str) -> dict[str, Any]:
         pop = self.world.population
-        rows = self._session_rows(ended, t, reason)
+        rows = self.session_rows(ended, t, reason)
         if ended.size == 0:
             return rows
         plan = self.user_model.plan_return(self.world, ended, self.streams["returns"])
@@ -475,7 +478,9 @@ class Simulation:
         self.totals.sessions_ended += int(ended.size)
         return rows
 
-    def _session_rows(self, users: NDArray[np.int64], t: int, reason: str) -> dict[str, Any]:
+    def session_rows(self, users: NDArray[np.int64], t: int, reason: str) -> dict[str, Any]:
+        """``sessions`` rows for ``users`` whose session ends at tick ``t`` with ``reason``
+        (``left``, ``horizon``, ``interrupted``, ``failed``), for a face that closes sessions."""
         from recoworld.trajectory.schema import END_REASONS
 
         pop = self.world.population
@@ -649,14 +654,21 @@ class Simulation:
             return
         if self._in_step:  # torn tick: keep what was committed, record nothing half-done
             self.recorder.discard()
+            totals = self._committed
         else:
+            # A begun tick nobody acted on yet is dropped; sessions end at the last completed one.
+            self._pending = None
+            self._feed = None
             pop = self.world.population
-            open_users = np.flatnonzero(pop.in_session).astype(np.int64)
-            reason = {"completed": "horizon", "failed": "failed"}.get(status, "interrupted")
             last_tick = self.world.clock.tick - 1
-            self.recorder.stage("sessions", self._session_rows(open_users, last_tick, reason))
+            started_before = pop.session_start <= last_tick
+            open_users = np.flatnonzero(pop.in_session & started_before).astype(np.int64)
+            unseen = int((pop.in_session & ~started_before).sum())  # begun by the dropped tick
+            reason = {"completed": "horizon", "failed": "failed"}.get(status, "interrupted")
+            self.recorder.stage("sessions", self.session_rows(open_users, last_tick, reason))
             self.recorder.commit(last_tick)
-        self.recorder.close(status, totals=self._committed.as_dict())
+            totals = replace(self.totals, sessions_started=self.totals.sessions_started - unseen)
+        self.recorder.close(status, totals=totals.as_dict())
 
     def result(self, status: str) -> RunResult:
         return RunResult(

@@ -8,6 +8,7 @@ same seed and config give the same manifest.
 
 from __future__ import annotations
 
+import functools
 import platform
 import subprocess
 from importlib import metadata
@@ -49,6 +50,7 @@ def _git(root: Path, *args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+@functools.cache
 def git_commit() -> str | None:
     """The commit of recoworld's source tree if it runs from a git checkout, with ``-dirty``
     appended when tracked files have uncommitted changes; ``None`` otherwise."""

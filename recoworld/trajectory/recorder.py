@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,30 +46,37 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def prepare_run_dir(path: str | os.PathLike[str]) -> Path:
-    """Create ``path`` for a run; a previous recoworld run there is replaced, anything else refused.
-
-    Raises :class:`TrajectoryError` if ``path`` is a file or a non-empty folder that is not a
-    recoworld run folder (so that nothing of the user's is ever deleted).
-    """
+def claim_folder(
+    path: str | os.PathLike[str], marker: str, owned: Callable[[Path], Iterable[Path]], what: str
+) -> Path:
+    """Create folder ``path`` for writing. If it is not empty it must hold ``marker`` (so it is
+    one of ours): the paths ``owned(folder)`` lists are then deleted. Anything else is refused
+    with :class:`TrajectoryError`, so that nothing of the user's is ever deleted."""
     out = Path(path)
     if out.exists() and not out.is_dir():
-        raise TrajectoryError(f"--out {out}: is a file; give a folder path for the run")
+        raise TrajectoryError(f"{out}: is a file; give a folder path for the {what}")
     if out.is_dir() and any(out.iterdir()):
-        if not (out / MANIFEST).is_file():
+        if not (out / marker).is_file():
             raise TrajectoryError(
-                f"--out {out}: folder exists and is not a recoworld run folder; "
+                f"{out}: folder exists and is not a recoworld {what} folder; "
                 "choose an empty or new folder"
             )
-        logger.info("replacing the previous run in %s", out)
-        for name in (*TABLES, MANIFEST):
-            target = out / name
+        logger.info("replacing the previous %s in %s", what, out)
+        for target in owned(out):
             if target.is_dir():
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def prepare_run_dir(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` for a run; a previous recoworld run there is replaced, anything else
+    refused (:func:`claim_folder`)."""
+    return claim_folder(
+        path, MANIFEST, lambda out: [out / name for name in (*TABLES, MANIFEST)], "run"
+    )
 
 
 def _column(field: pa.Field, value: Any, n: int) -> pa.Array:
