@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from recoworld._config import override
@@ -40,6 +41,23 @@ def run_cli(
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def deep_equal(a: object, b: object) -> bool:
+    """Equality through dicts, tuples, lists and numpy arrays (for determinism tests)."""
+    if isinstance(a, dict):
+        return (
+            isinstance(b, dict) and a.keys() == b.keys() and all(deep_equal(a[k], b[k]) for k in a)
+        )
+    if isinstance(a, tuple | list):
+        return (
+            isinstance(b, tuple | list)
+            and len(a) == len(b)
+            and all(deep_equal(x, y) for x, y in zip(a, b, strict=True))
+        )
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and np.array_equal(a, b)
+    return a == b
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ import recoworld
 from recoworld.envs import ENVS
 from recoworld.errors import ConfigError
 
+from .conftest import deep_equal
+
 GYM_IDS = [e.id for e in ENVS if e.kind == "gymnasium"]
 VARIANTS = [(i, {}) for i in GYM_IDS] + [
     ("recoworld/Feed-v0", {"observe_text": True, "oracle": True})
@@ -56,23 +58,13 @@ def _rollout(env: gym.Env, seed: int, steps: int) -> list[tuple]:
     return out
 
 
-def _equal(a: object, b: object) -> bool:
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
-    if isinstance(a, tuple | list):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))  # type: ignore[arg-type]
-    if isinstance(a, np.ndarray):
-        return np.array_equal(a, b)
-    return a == b
-
-
 @pytest.mark.parametrize("env_id", GYM_IDS)
 def test_multi_step_determinism_across_episodes(env_id: str) -> None:
     a = _rollout(gym.make(env_id, **SMALL), seed=3, steps=60)
     b = _rollout(gym.make(env_id, **SMALL), seed=3, steps=60)
     c = _rollout(gym.make(env_id, **SMALL), seed=4, steps=60)
-    assert _equal(a, b)
-    assert not _equal(a, c)
+    assert deep_equal(a, b)
+    assert not deep_equal(a, c)
 
 
 def test_observation_shows_only_what_a_platform_sees() -> None:

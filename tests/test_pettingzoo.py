@@ -14,6 +14,8 @@ from recoworld.envs import ENVS
 from recoworld.envs.social import RECOMMENDER, user_agent
 from recoworld.errors import ConfigError
 
+from .conftest import deep_equal
+
 PZ_IDS = [e.id for e in ENVS if e.kind == "pettingzoo"]
 SMALL = {"n_users": 8, "n_items": 200, "max_cycles": 12}
 
@@ -44,21 +46,11 @@ def _rollout(env_id: str, seed: int) -> list:
     return out
 
 
-def _equal(a: object, b: object) -> bool:
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
-    if isinstance(a, tuple | list):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))  # type: ignore[arg-type]
-    if isinstance(a, np.ndarray):
-        return np.array_equal(a, b)
-    return a == b
-
-
 @pytest.mark.parametrize("env_id", PZ_IDS)
 def test_multi_step_determinism(env_id: str) -> None:
     """parallel_seed_test stops after one step; whole episodes must repeat too."""
-    assert _equal(_rollout(env_id, 5), _rollout(env_id, 5))
-    assert not _equal(_rollout(env_id, 5), _rollout(env_id, 6))
+    assert deep_equal(_rollout(env_id, 5), _rollout(env_id, 5))
+    assert not deep_equal(_rollout(env_id, 5), _rollout(env_id, 6))
 
 
 def test_phases_alternate_and_rewards_come_with_responses() -> None:

@@ -116,8 +116,9 @@ class FeedEnvConfig:
         return 1 if self.action_mode == "item" else self.slate_size
 
 
-class _AgentPolicy:
-    """Stands in the simulation's policy slot: the agent's actions arrive through ``end_tick``."""
+class AgentPolicy:
+    """Stands in the simulation's policy slot of an environment: the agent's actions arrive
+    through ``end_tick`` / ``compose``, never through ``recommend``."""
 
     name = "agent"
 
@@ -149,7 +150,7 @@ class FeedCore:
         }
         self.scenario: ScenarioConfig = override(base, updates)
         self.model = NumericUserModel(self.scenario.users)
-        self.sim = Simulation(self.scenario, policy=_AgentPolicy(), user_model=self.model)
+        self.sim = Simulation(self.scenario, policy=AgentPolicy(), user_model=self.model)
         world = self.sim.world
         self.n_topics = world.catalog.n_topics
         self.n_features = self.n_topics + _ITEM_EXTRA

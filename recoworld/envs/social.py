@@ -12,7 +12,13 @@ from numpy.typing import NDArray
 from pettingzoo import ParallelEnv
 
 from recoworld._config import check, from_mapping, override
-from recoworld.envs.feed import REWARD_WEIGHTS, _dedupe, popularity, request_features
+from recoworld.envs.feed import (
+    REWARD_WEIGHTS,
+    AgentPolicy,
+    _dedupe,
+    popularity,
+    request_features,
+)
 from recoworld.policies.base import Slates
 from recoworld.policies.parsing import encode_instructions
 from recoworld.scenario import load_scenario
@@ -196,7 +202,7 @@ class SocialFeedEnv(ParallelEnv):  # type: ignore[misc]
             },
         )
         self._model = ExternalUserModel(NumericUserModel(scenario.users), self.external)
-        self._sim = Simulation(scenario, policy=_Placeholder(), user_model=self._model)
+        self._sim = Simulation(scenario, policy=AgentPolicy(), user_model=self._model)
         self._centroid = np.zeros(
             (cfg.n_users, self._sim.world.population.taste.shape[1]), np.float32
         )
@@ -368,16 +374,6 @@ class SocialFeedEnv(ParallelEnv):  # type: ignore[misc]
         return np.concatenate(
             [pop.satisfaction, pop.fatigue, pop.in_session.astype(np.float32)]
         ).astype(np.float32)
-
-
-class _Placeholder:
-    name = "agent"
-
-    def recommend(self, request: Any) -> Slates:
-        raise RuntimeError("the recommender agent acts through the environment's step()")
-
-    def update(self, feedback: Any) -> None:
-        pass
 
 
 def _social_capacity(sim: Simulation) -> int:
