@@ -1,8 +1,9 @@
 """Benchmark: Stable-Baselines3 PPO against Random and MostPopular on recoworld's feed envs.
 
-For each seed, PPO trains for ``--timesteps`` on ``recoworld/Feed-v0`` (through the native
-vector env: ``recoworld.envs.sb3.make_sb3_vec_env``), then PPO, Random and MostPopular are
-evaluated on the same held-out users:
+For each seed, PPO trains for ``--timesteps`` on ``recoworld/Feed-v0`` (32 users in the native
+vector env through ``recoworld.envs.sb3.make_sb3_vec_env``; the policy network is
+``recoworld.envs.sb3_policy.SlateScoringPolicy``, a shared candidate scorer), then PPO, Random
+and MostPopular are evaluated on the same held-out users:
 
 * ``Feed-v0``: mean episode return (engagement of one session) over ``--episodes`` users;
 * ``FeedLifelong-v0``: return rate — returns / ended sessions — of the same policies over
@@ -13,7 +14,7 @@ MostPopular picks the k candidates with the highest popularity feature (what the
 shows of the catalogue's click counters). Reported: mean over seeds with a 95% t-interval.
 Usage::
 
-    python benchmarks/rl/ppo_feed.py --seeds 5 --timesteps 300000 --jobs 2
+    python benchmarks/rl/ppo_feed.py --seeds 5 --timesteps 200000 --jobs 2
 """
 
 from __future__ import annotations
@@ -61,24 +62,15 @@ def _evaluate(act: Any, env_id: str, episodes: int, base_seed: int, **extra: Any
 def run_seed(seed: int, timesteps: int, episodes: int, lifelong_episodes: int, days: float) -> dict:
     import torch
     from stable_baselines3 import PPO
-    from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
+    from stable_baselines3.common.vec_env import VecMonitor
 
     import recoworld  # noqa: F401 - registers the ids
     from recoworld.envs.sb3 import make_sb3_vec_env
+    from recoworld.envs.sb3_policy import SlateScoringPolicy
 
     torch.set_num_threads(1)
-    venv = VecNormalize(VecMonitor(make_sb3_vec_env(32, seed=seed, **ENV_KWARGS)), norm_obs=False)
-    model = PPO(
-        "MultiInputPolicy",
-        venv,
-        n_steps=64,
-        batch_size=1024,
-        n_epochs=10,
-        learning_rate=1e-3,
-        gamma=0.95,
-        seed=seed,
-        policy_kwargs={"net_arch": [128, 128]},
-    )
+    venv = VecMonitor(make_sb3_vec_env(32, seed=seed, **ENV_KWARGS))
+    model = PPO(SlateScoringPolicy, venv, n_steps=64, batch_size=512, learning_rate=1e-3, seed=seed)
     model.learn(timesteps)
     policies = {
         "PPO": lambda env, obs: model.predict(obs, deterministic=True)[0],
@@ -104,7 +96,7 @@ def _ci(values: list[float]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--timesteps", type=int, default=300_000)
+    parser.add_argument("--timesteps", type=int, default=200_000)
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--lifelong-episodes", type=int, default=30)
     parser.add_argument("--days", type=float, default=3.0)
