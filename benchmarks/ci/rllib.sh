@@ -9,6 +9,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 VENV=${1:-$ROOT/.venv-rllib}
+case $VENV in /*) ;; *) VENV=$PWD/$VENV ;; esac  # the example runs from another directory
 PYTHON=${PYTHON:-python3.11}
 RAY_VERSION=2.60.0  # its ray[rllib] requires gymnasium==1.2.2
 
