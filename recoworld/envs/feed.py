@@ -25,7 +25,7 @@ from recoworld._config import check, from_mapping, override
 from recoworld.config import ScenarioConfig, UserModelConfig
 from recoworld.errors import ConfigError, RenderModeError
 from recoworld.policies.base import Feedback, RecommendRequest, Slates, top_k
-from recoworld.policies.parsing import encode_instructions
+from recoworld.policies.parsing import InstructionCodes
 from recoworld.scenario import load_scenario
 from recoworld.schedule import Simulation, TickOutcome
 from recoworld.users.numeric import NumericUserModel
@@ -163,6 +163,7 @@ class FeedCore:
         self.click_centroid = np.zeros((n_slots, dim), np.float32)
         self._popularity = np.zeros(world.n_items, np.float32)
         self._features: tuple[RecommendRequest | None, NDArray[np.float32]] | None = None
+        self._codes = InstructionCodes(world.catalog.topic_names)
 
     # -- episodes ---------------------------------------------------------------------------
     def new_users(self, slots: NDArray[np.int64], rng: np.random.Generator) -> None:
@@ -316,10 +317,9 @@ class FeedCore:
             ],
             axis=1,
         ).astype(np.float32)
-        texts = self.instruction_texts()
         age = np.where(pop.last_instruction >= 0, 1.0 / (1.0 + pop.pages_since_instruction), 0.0)
         instruction = np.concatenate(
-            [encode_instructions(texts, cat.topic_names), age[:, None].astype(np.float32)], axis=1
+            [self._codes.for_users(pop, slots), age[:, None].astype(np.float32)], axis=1
         )
         obs = {
             "candidates": self.candidate_features().reshape(b, -1),

@@ -20,7 +20,7 @@ from recoworld.envs.feed import (
     request_features,
 )
 from recoworld.policies.base import Slates
-from recoworld.policies.parsing import encode_instructions
+from recoworld.policies.parsing import InstructionCodes
 from recoworld.scenario import load_scenario
 from recoworld.schedule import Simulation
 from recoworld.users.base import SOURCE_SOCIAL
@@ -145,6 +145,7 @@ class SocialFeedEnv(ParallelEnv):  # type: ignore[misc]
     _satisfaction: NDArray[np.float32]
     _centroid: NDArray[np.float32]
     _model: ExternalUserModel
+    _codes: InstructionCodes
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         from recoworld.errors import RenderModeError
@@ -207,6 +208,7 @@ class SocialFeedEnv(ParallelEnv):  # type: ignore[misc]
             (cfg.n_users, self._sim.world.population.taste.shape[1]), np.float32
         )
         self._sim.start_sessions(np.arange(cfg.n_users))
+        self._codes = InstructionCodes(self._sim.world.catalog.topic_names)
 
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
@@ -312,8 +314,7 @@ class SocialFeedEnv(ParallelEnv):  # type: ignore[misc]
                 world, request, self._centroid[request.users], popularity(world)
             )
             cand[request.users] = feats
-        texts = [pop.instruction_text(u) for u in range(n)]
-        instr = encode_instructions(texts, cat.topic_names)
+        instr = self._codes.for_users(pop, np.arange(n))
         age = np.where(pop.last_instruction >= 0, 1.0 / (1.0 + pop.pages_since_instruction), 0.0)
         rec = np.concatenate(
             [

@@ -10,13 +10,18 @@ so it can be wrong — instruction following is always judged against the logged
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["ParsedInstruction", "encode_instructions", "parse_instruction"]
+if TYPE_CHECKING:
+    from recoworld.world.population import Population
+
+__all__ = ["InstructionCodes", "ParsedInstruction", "encode_instructions", "parse_instruction"]
 
 _NEGATIVE = (
     "too much",
@@ -90,7 +95,7 @@ def parse_instruction(text: str, topics: tuple[str, ...]) -> ParsedInstruction:
 
 
 def encode_instructions(
-    texts: tuple[str | None, ...] | list[str | None], topics: tuple[str, ...]
+    texts: Sequence[str | None], topics: tuple[str, ...]
 ) -> NDArray[np.float32]:
     """``[n, 2·T + 1]``: per text, a +1 for each topic asked more of, a +1 in the second block
     for each asked less of, and a fresh flag (all zero when there is no instruction)."""
@@ -106,3 +111,27 @@ def encode_instructions(
             out[row, n_topics + t] = 1.0
         out[row, -1] = float(parsed.fresh)
     return out
+
+
+class InstructionCodes:
+    """Encodings of a population's instruction texts, computed once per text.
+
+    Instruction texts are only ever appended to ``Population.instruction_texts``, so each is
+    parsed once; a user's encoding is then a gather by its ``last_instruction`` index.
+    """
+
+    def __init__(self, topics: tuple[str, ...]) -> None:
+        self.topics = topics
+        self.codes = np.zeros((0, 2 * len(topics) + 1), np.float32)
+
+    def for_users(self, population: Population, users: NDArray[np.integer]) -> NDArray[np.float32]:
+        """``[len(users), 2·T + 1]`` encodings of each user's standing instruction (zeros: none)."""
+        texts = population.instruction_texts
+        if len(texts) > len(self.codes):
+            fresh = encode_instructions(texts[len(self.codes) :], self.topics)
+            self.codes = np.concatenate([self.codes, fresh])
+        index = population.last_instruction[users]
+        out = np.zeros((index.size, self.codes.shape[1]), np.float32)
+        has = index >= 0
+        out[has] = self.codes[index[has]]
+        return out
