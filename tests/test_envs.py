@@ -158,6 +158,7 @@ def test_domain_randomization_draws_parameters_at_each_reset() -> None:
         ({"n_itemz": 5}, "env.n_itemz"),
         ({"action_mode": "pairs"}, "env.action_mode"),
         ({"randomize": {"nonsense": [0, 1]}}, "randomize.nonsense"),
+        ({"randomize": {"max_instructions": [0, 3]}}, "randomize.max_instructions"),
         ({"slate_size": 50}, "slate_size"),
     ],
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import string
+import typing
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -101,9 +102,14 @@ class FeedEnvConfig:
             self.slate_size,
         )
         check(self.days > 0, "days", "a positive number of days", self.days)
-        known = set(UserModelConfig.__dataclass_fields__)
+        hints = typing.get_type_hints(UserModelConfig)
         for name, bounds in self.randomize.items():
-            check(name in known, f"randomize.{name}", "a user-model parameter name", name)
+            check(
+                hints.get(name) is float,
+                f"randomize.{name}",
+                "the name of a real-valued user-model parameter",
+                name,
+            )
             check(
                 len(bounds) == 2 and bounds[0] <= bounds[1],
                 f"randomize.{name}",
@@ -155,7 +161,6 @@ class FeedCore:
         self.n_topics = world.catalog.n_topics
         self.n_features = self.n_topics + _ITEM_EXTRA
         self.request: RecommendRequest | None = None
-        self.row_of_slot = np.full(n_slots, -1, np.int64)
         self.last = np.zeros((n_slots, 4), np.float32)  # examined, clicks, likes, dwell mean
         self.episode_start = np.zeros(n_slots, np.int64)
         world.population.next_active[:] = _NEVER  # the environment decides who starts when
@@ -192,9 +197,6 @@ class FeedCore:
         """Begin the next tick: the request whose candidates the next action indexes."""
         self.request = self.sim.begin_tick()
         self._popularity = popularity(self.sim.world)
-        self.row_of_slot[:] = -1
-        if self.request is not None:
-            self.row_of_slot[self.request.users] = np.arange(self.request.n)
         return self.request
 
     def abandon(self) -> None:

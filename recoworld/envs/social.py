@@ -142,7 +142,6 @@ class SocialFeedEnv(ParallelEnv):  # type: ignore[misc]
     _user_obs_size: int
     _phase: int
     _cycle: int
-    _satisfaction: NDArray[np.float32]
     _centroid: NDArray[np.float32]
     _model: ExternalUserModel
     _codes: InstructionCodes
@@ -222,7 +221,6 @@ class SocialFeedEnv(ParallelEnv):  # type: ignore[misc]
         self.agents = list(self.possible_agents)
         self._phase = 0
         self._cycle = 0
-        self._satisfaction = self._sim_or_raise().world.population.satisfaction.copy()
         self._sim_or_raise().begin_tick()
         return self._observations(), self._infos()
 
