@@ -12,6 +12,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecMonitor
 
 import recoworld
+from recoworld.envs.evaluate import evaluate
 from recoworld.envs.sb3 import make_sb3_vec_env
 from recoworld.envs.sb3_policy import SlateScoringPolicy
 
@@ -19,18 +20,7 @@ ENV_KWARGS = {"n_items": 1000}
 
 
 def _returns(act, episodes: int = 60) -> np.ndarray:
-    env = recoworld.make("recoworld/Feed-v0", **ENV_KWARGS)
-    env.action_space.seed(0)
-    out = []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=5000 + episode)
-        total, done = 0.0, False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(act(env, obs))
-            total += reward
-            done = terminated or truncated
-        out.append(total)
-    return np.asarray(out)
+    return evaluate(act, "recoworld/Feed-v0", episodes, seed=5000, **ENV_KWARGS).returns
 
 
 def test_ppo_trained_briefly_beats_random_significantly() -> None:

@@ -40,31 +40,13 @@ def _most_popular(env: Any, obs: dict[str, np.ndarray]) -> np.ndarray:
     return np.argsort(-feats[:, n_topics], kind="stable")[: cfg.slate_size]
 
 
-def _evaluate(act: Any, env_id: str, episodes: int, base_seed: int, **extra: Any) -> dict:
-    import gymnasium as gym
-
-    env = gym.make(env_id, **ENV_KWARGS, **extra)
-    env.action_space.seed(base_seed)
-    returns, came_back, ended = [], 0, 0
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=base_seed + episode)
-        total, done = 0.0, False
-        while not done:
-            obs, reward, terminated, truncated, info = env.step(act(env, obs))
-            total += reward
-            came_back += int(info.get("returned", False))
-            ended += int(info.get("returned", False) or terminated)
-            done = terminated or truncated
-        returns.append(total)
-    return {"return": float(np.mean(returns)), "return_rate": came_back / max(ended, 1)}
-
-
 def run_seed(seed: int, timesteps: int, episodes: int, lifelong_episodes: int, days: float) -> dict:
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import VecMonitor
 
     import recoworld  # noqa: F401 - registers the ids
+    from recoworld.envs.evaluate import evaluate
     from recoworld.envs.sb3 import make_sb3_vec_env
     from recoworld.envs.sb3_policy import SlateScoringPolicy
 
@@ -79,11 +61,16 @@ def run_seed(seed: int, timesteps: int, episodes: int, lifelong_episodes: int, d
     }
     out: dict[str, Any] = {"seed": seed}
     for name, act in policies.items():
-        feed = _evaluate(act, "recoworld/Feed-v0", episodes, 10_000 + 1000 * seed)
-        life = _evaluate(
-            act, "recoworld/FeedLifelong-v0", lifelong_episodes, 20_000 + 1000 * seed, days=days
+        feed = evaluate(act, "recoworld/Feed-v0", episodes, 10_000 + 1000 * seed, **ENV_KWARGS)
+        life = evaluate(
+            act,
+            "recoworld/FeedLifelong-v0",
+            lifelong_episodes,
+            20_000 + 1000 * seed,
+            days=days,
+            **ENV_KWARGS,
         )
-        out[name] = {"feed_return": feed["return"], "lifelong_return_rate": life["return_rate"]}
+        out[name] = {"feed_return": feed.mean, "lifelong_return_rate": life.return_rate}
     return out
 
 

@@ -12,7 +12,7 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecMonitor
 
-import recoworld
+from recoworld.envs.evaluate import evaluate
 from recoworld.envs.sb3 import make_sb3_vec_env
 from recoworld.envs.sb3_policy import SlateScoringPolicy
 
@@ -32,26 +32,12 @@ def most_popular(env, obs):
     return np.argsort(-feats[:, n_topics], kind="stable")[: cfg.slate_size]
 
 
-def mean_return(act, episodes=40):
-    env = recoworld.make("recoworld/Feed-v0", **ENV_KWARGS)
-    env.action_space.seed(0)
-    returns = []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=1000 + episode)
-        total, done = 0.0, False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(act(env, obs))
-            total += reward
-            done = terminated or truncated
-        returns.append(total)
-    r = np.asarray(returns)
-    return r.mean(), 1.96 * r.std(ddof=1) / np.sqrt(r.size)
-
-
 for name, act in [
     ("PPO", lambda env, obs: model.predict(obs, deterministic=True)[0]),
     ("Random", lambda env, obs: env.action_space.sample()),
     ("MostPopular", most_popular),
 ]:
-    mean, half = mean_return(act)
-    print(f"{name:12s} mean episode return {mean:6.2f} ± {half:.2f} (95% CI, 40 users)")
+    result = evaluate(act, "recoworld/Feed-v0", episodes=40, seed=1000, **ENV_KWARGS)
+    print(
+        f"{name:12s} mean episode return {result.mean:6.2f} ± {result.ci95:.2f} (95% CI, 40 users)"
+    )
