@@ -44,8 +44,8 @@ def take_inbox(
     or in ``exclude``), are cleared from the inbox.
     """
     n = users.shape[0]
-    if n_max == 0 or n == 0:
-        empty = np.full((n, n_max), -1, np.int32)
+    if n == 0:
+        empty = np.full((0, n_max), -1, np.int32)
         return empty, empty.copy()
     size = population.inbox_size
     order = (population.inbox_ptr[users, None] - 1 - np.arange(size)) % size  # newest first
