@@ -261,26 +261,21 @@ def test_sb3_vec_env_trains_ppo_on_many_users_per_process() -> None:
 
 
 def test_evaluate_counts_returns_and_churn_on_lifelong_users() -> None:
-    from recoworld.envs.evaluate import evaluate
+    from recoworld.envs.evaluate import Evaluation, evaluate
 
-    result = evaluate(
-        lambda env, obs: env.action_space.sample(),
-        "recoworld/FeedLifelong-v0",
-        episodes=4,
-        seed=3,
-        days=2,
-        **SMALL,
-    )
+    def run() -> Evaluation:
+        return evaluate(
+            lambda env, obs: env.action_space.sample(),
+            "recoworld/FeedLifelong-v0",
+            episodes=4,
+            seed=3,
+            days=2,
+            **SMALL,
+        )
+
+    result = run()
     assert result.returns.shape == (4,)
     assert result.returned + result.churned > 0
     assert result.churned <= 4  # at most one churn per episode
     assert 0.0 <= result.return_rate <= 1.0
-    again = evaluate(
-        lambda env, obs: env.action_space.sample(),
-        "recoworld/FeedLifelong-v0",
-        episodes=4,
-        seed=3,
-        days=2,
-        **SMALL,
-    )
-    assert np.array_equal(result.returns, again.returns)
+    assert np.array_equal(result.returns, run().returns)

@@ -135,26 +135,55 @@ class AgentPolicy:
         pass
 
 
+def feed_scenario(config: FeedEnvConfig, n_slots: int, seed: int) -> ScenarioConfig:
+    """The scenario a feed environment simulates: ``config.scenario`` with ``n_slots`` users, no
+    follow graph and no in-network items, and the environment's catalogue and page sizes."""
+    base = load_scenario(config.scenario)
+    updates: dict[str, Any] = {
+        "seed": int(seed),
+        "world.n_users": n_slots,
+        "world.n_items": config.n_items,
+        "world.graph.kind": "none",
+        "feed.n_candidates": config.n_candidates,
+        "feed.slate_size": config.k,
+        "feed.rule": "none",
+        "clock.ticks": 0,
+        "clock.days": max(config.days, 1.0),
+        **config.overrides,
+    }
+    return override(base, updates)
+
+
+def feed_spaces(config: FeedEnvConfig) -> tuple[spaces.Dict, spaces.Space[Any]]:
+    """Observation and action spaces of a feed environment, from its configuration alone."""
+    world = feed_scenario(config, 1, 0).world
+    t, c = len(world.topics), config.n_candidates
+    f = t + _ITEM_EXTRA
+    box: dict[str, spaces.Space[Any]] = {
+        "candidates": spaces.Box(-1.0, 1.0, (c * f,), np.float32),
+        "history": spaces.Box(0.0, 1.0, (2 * t,), np.float32),
+        "engagement": spaces.Box(-1.0, 5.0, (_ENGAGEMENT,), np.float32),
+        "instruction": spaces.Box(0.0, 1.0, (2 * t + 2,), np.float32),
+    }
+    if config.oracle:
+        box["oracle"] = spaces.Box(-1.0, 5.0, (world.embedding_dim + t + 2,), np.float32)
+    action: spaces.Space[Any]
+    if config.action_mode == "item":
+        action = spaces.Discrete(c)
+    elif config.action_mode == "weights":
+        action = spaces.Box(-1.0, 1.0, (f,), np.float32)
+    else:
+        action = spaces.MultiDiscrete([c] * config.k)
+    return spaces.Dict(box), action
+
+
 class FeedCore:
     """``B`` simulated users served by one agent, tick by tick, over the one schedule."""
 
     def __init__(self, config: FeedEnvConfig, n_slots: int, seed: int) -> None:
         self.config = config
         self.n_slots = n_slots
-        base = load_scenario(config.scenario)
-        updates: dict[str, Any] = {
-            "seed": int(seed),
-            "world.n_users": n_slots,
-            "world.n_items": config.n_items,
-            "world.graph.kind": "none",
-            "feed.n_candidates": config.n_candidates,
-            "feed.slate_size": config.k,
-            "feed.rule": "none",
-            "clock.ticks": 0,
-            "clock.days": max(config.days, 1.0),
-            **config.overrides,
-        }
-        self.scenario: ScenarioConfig = override(base, updates)
+        self.scenario = feed_scenario(config, n_slots, seed)
         self.model = NumericUserModel(self.scenario.users)
         self.sim = Simulation(self.scenario, policy=AgentPolicy(), user_model=self.model)
         world = self.sim.world
@@ -348,27 +377,6 @@ class FeedCore:
             texts[u] = pop.instruction_texts[pop.last_instruction[u]]
         return texts
 
-    def observation_space(self) -> spaces.Dict:
-        t, c, f = self.n_topics, self.config.n_candidates, self.n_features
-        box: dict[str, spaces.Space[Any]] = {
-            "candidates": spaces.Box(-1.0, 1.0, (c * f,), np.float32),
-            "history": spaces.Box(0.0, 1.0, (2 * t,), np.float32),
-            "engagement": spaces.Box(-1.0, 5.0, (_ENGAGEMENT,), np.float32),
-            "instruction": spaces.Box(0.0, 1.0, (2 * t + 2,), np.float32),
-        }
-        if self.config.oracle:
-            dim = self.sim.world.population.taste.shape[1]
-            box["oracle"] = spaces.Box(-1.0, 5.0, (dim + t + 2,), np.float32)
-        return spaces.Dict(box)
-
-    def action_space(self) -> spaces.Space[Any]:
-        c, k = self.config.n_candidates, self.config.k
-        if self.config.action_mode == "item":
-            return spaces.Discrete(c)
-        if self.config.action_mode == "weights":
-            return spaces.Box(-1.0, 1.0, (self.n_features,), np.float32)
-        return spaces.MultiDiscrete([c] * k)
-
 
 def popularity(world: World) -> NDArray[np.float32]:
     """Public popularity of every item in [0, 1]: ``log1p(clicks) / max``."""
@@ -481,8 +489,7 @@ class FeedEnv(gym.Env[dict[str, Any], Any]):
         self.render_mode = render_mode
         self.config = _parse(kwargs)
         self.core: FeedCore | None = None
-        probe = FeedCore(self.config, 1, seed=0)
-        obs_space = probe.observation_space()
+        obs_space, self.action_space = feed_spaces(self.config)
         if self.config.observe_text:
             obs_space = spaces.Dict(
                 {
@@ -493,7 +500,6 @@ class FeedEnv(gym.Env[dict[str, Any], Any]):
                 }
             )
         self.observation_space = obs_space
-        self.action_space = probe.action_space()
         self._slot = np.zeros(1, np.int64)
 
     def _obs(self) -> dict[str, Any]:
@@ -615,9 +621,7 @@ class FeedVectorEnv(gym.vector.VectorEnv):
         self.num_envs = int(num_envs)
         self.max_episode_steps = int(max_episode_steps)
         self.core: FeedCore | None = None
-        probe = FeedCore(self.config, 1, seed=0)
-        self.single_observation_space = probe.observation_space()
-        self.single_action_space = probe.action_space()
+        self.single_observation_space, self.single_action_space = feed_spaces(self.config)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._steps = np.zeros(self.num_envs, np.int64)

@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 from pettingzoo import ParallelEnv
 
 from recoworld._config import check, from_mapping, override
+from recoworld.config import ScenarioConfig
 from recoworld.envs.feed import (
     REWARD_WEIGHTS,
     AgentPolicy,
@@ -19,6 +20,7 @@ from recoworld.envs.feed import (
     popularity,
     request_features,
 )
+from recoworld.feed import social_capacity
 from recoworld.policies.base import Slates
 from recoworld.policies.parsing import InstructionCodes
 from recoworld.scenario import load_scenario
@@ -162,10 +164,9 @@ class SocialFeedEnv(ParallelEnv):  # type: ignore[misc]
         self.agents: list[str] = []
         self._sim: Simulation | None = None
         self._seeder: np.random.Generator | None = None
-        self._build(seed=0)
-        sim = self._sim_or_raise()
-        self.n_topics = sim.world.catalog.n_topics
-        self.feed_length = sim.config.feed.slate_size + _social_capacity(sim)
+        sizes = self._scenario(seed=0)  # the spaces follow from the configuration alone
+        self.n_topics = len(sizes.world.topics)
+        self.feed_length = sizes.feed.slate_size + social_capacity(sizes.feed)
         n, c, t = self.config.n_users, self.config.n_candidates, self.n_topics
         self._rec_obs_size = n * c * (t + 4) + n * (2 * t + 2) + n + 1
         self._user_obs_size = self.feed_length * (t + 3) + 4
@@ -187,9 +188,9 @@ class SocialFeedEnv(ParallelEnv):  # type: ignore[misc]
         return spaces.MultiDiscrete([len(ACTION_CODES)] * self.feed_length + [2])
 
     # -- episode ----------------------------------------------------------------------------
-    def _build(self, seed: int) -> None:
+    def _scenario(self, seed: int) -> ScenarioConfig:
         cfg = self.config
-        scenario = override(
+        return override(
             load_scenario(cfg.scenario),
             {
                 "seed": int(seed),
@@ -201,6 +202,10 @@ class SocialFeedEnv(ParallelEnv):  # type: ignore[misc]
                 **cfg.overrides,
             },
         )
+
+    def _build(self, seed: int) -> None:
+        cfg = self.config
+        scenario = self._scenario(seed)
         self._model = ExternalUserModel(NumericUserModel(scenario.users), self.external)
         self._sim = Simulation(scenario, policy=AgentPolicy(), user_model=self._model)
         self._centroid = np.zeros(
@@ -373,12 +378,6 @@ class SocialFeedEnv(ParallelEnv):  # type: ignore[misc]
         return np.concatenate(
             [pop.satisfaction, pop.fatigue, pop.in_session.astype(np.float32)]
         ).astype(np.float32)
-
-
-def _social_capacity(sim: Simulation) -> int:
-    from recoworld.feed import social_capacity
-
-    return social_capacity(sim.config.feed)
 
 
 def parallel_env(**kwargs: Any) -> SocialFeedEnv:

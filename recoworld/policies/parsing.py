@@ -101,9 +101,9 @@ def encode_instructions(
     for each asked less of, and a fresh flag (all zero when there is no instruction)."""
     n_topics = len(topics)
     out = np.zeros((len(texts), 2 * n_topics + 1), np.float32)
-    for row in [i for i, text in enumerate(texts) if text]:
-        text = texts[row]
-        assert text is not None
+    for row, text in enumerate(texts):
+        if not text:
+            continue
         parsed = parse_instruction(text, topics)
         for t in parsed.more:
             out[row, t] = 1.0
