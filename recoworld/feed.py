@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from recoworld import _kernels as kernels
 from recoworld.config import FeedConfig
 from recoworld.policies.base import Slates
 from recoworld.users.base import SOURCE_PAD, SOURCE_REC, SOURCE_SOCIAL, Feed
@@ -47,33 +48,17 @@ def take_inbox(
     if n == 0:
         empty = np.full((0, n_max), -1, np.int32)
         return empty, empty.copy()
-    size = population.inbox_size
-    order = (population.inbox_ptr[users, None] - 1 - np.arange(size)) % size  # newest first
-    items = np.take_along_axis(population.inbox_items[users], order, axis=1)
-    sharers = np.take_along_axis(population.inbox_from[users], order, axis=1)
-    memory = population.memory_items[users]
-    seen = (items[:, :, None] == memory[:, None, :]).any(axis=2)
-    # The same item shared by several followees: keep only its newest copy.
-    dup = ((items[:, :, None] == items[:, None, :]) & np.tri(size, k=-1, dtype=bool)).any(axis=2)
-    usable = (items >= 0) & ~seen & ~dup
-    if exclude is not None:
-        usable &= ~(items[:, :, None] == exclude[:, None, :]).any(axis=2)
-    rank = np.cumsum(usable, axis=1)
-    take = usable & (rank <= n_max)
-    width = min(n_max, size)
-    pos = np.argsort(~take, axis=1, kind="stable")[:, :width]
-    out_items = np.full((n, n_max), -1, np.int32)
-    out_from = np.full((n, n_max), -1, np.int32)
-    got = np.take_along_axis(take, pos, 1)
-    out_items[:, :width] = np.where(got, np.take_along_axis(items, pos, 1), -1)
-    out_from[:, :width] = np.where(got, np.take_along_axis(sharers, pos, 1), -1)
-    # Clear what was taken and what was stale (seen or duplicate).
-    clear = take | ((items >= 0) & ~usable)
-    rows = np.repeat(users, size).reshape(n, size)
-    cleared_slots = order[clear]
-    population.inbox_items[rows[clear], cleared_slots] = -1
-    population.inbox_from[rows[clear], cleared_slots] = -1
-    return out_items, out_from
+    if exclude is None:
+        exclude = np.zeros((n, 0), np.int32)
+    return kernels.take_inbox(
+        population.inbox_items,
+        population.inbox_from,
+        population.inbox_ptr,
+        population.memory_items,
+        users,
+        n_max,
+        np.ascontiguousarray(exclude, dtype=np.int32),
+    )
 
 
 def deliver_shares(
@@ -135,18 +120,21 @@ def compose_feed(
     from_user = np.full((n, length), -1, np.int32)
     score = np.full((n, length), np.nan, np.float32)
     propensity = np.ones((n, length), np.float32)
-    j = np.arange(k)
     if config.rule == "interleave":
+        j = np.arange(k)
         rec_pos = j[None, :] + np.minimum(j[None, :] // config.social_every, n_social[:, None])
         soc_pos = (np.arange(cap) + 1) * config.social_every + np.arange(cap)
-    else:
-        rec_pos = np.broadcast_to(j, (n, k))
+        rows = np.arange(n)[:, None]
+        items[rows, rec_pos] = slates.items
+        source[rows, rec_pos] = SOURCE_REC
+        score[rows, rec_pos] = slates.scores
+        propensity[rows, rec_pos] = slates.propensities
+    else:  # the slate first, in-network items after it
         soc_pos = k + np.arange(cap)
-    rows = np.arange(n)[:, None]
-    items[rows, rec_pos] = slates.items
-    source[rows, rec_pos] = SOURCE_REC
-    score[rows, rec_pos] = slates.scores
-    propensity[rows, rec_pos] = slates.propensities
+        items[:, :k] = slates.items
+        source[:, :k] = SOURCE_REC
+        score[:, :k] = slates.scores
+        propensity[:, :k] = slates.propensities
     if cap:
         soc_valid = social_items >= 0
         r_idx, c_idx = np.nonzero(soc_valid)

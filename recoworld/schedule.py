@@ -356,11 +356,7 @@ class Simulation:
         self, t: int, users: NDArray[np.int64], candidates: NDArray[np.int32]
     ) -> RecommendRequest:
         pop = self.world.population
-        texts: list[str | None] = [None] * users.size
-        idx = pop.last_instruction[users]
-        spoke = idx >= 0
-        for j in np.flatnonzero(spoke):
-            texts[j] = pop.instruction_texts[idx[j]]
+        spoke = pop.last_instruction[users] >= 0
         age = np.where(spoke, pop.pages_since_instruction[users], -1).astype(np.int32)
         oracle = None
         if self._privileged:
@@ -384,7 +380,7 @@ class Simulation:
             k=self.config.feed.slate_size,
             catalog=self.world.catalog,
             history=pop.recent_items(users),
-            instructions=tuple(texts),
+            instructions=tuple(pop.texts_of(users)),
             instruction_age=age,
             session_pages=pop.session_pages[users].copy(),
             rng=self.streams["policy"],
@@ -411,10 +407,7 @@ class Simulation:
         reaction = np.where(r.shared, 3, np.where(r.liked, 2, np.where(r.clicked, 1, 0))).astype(
             np.int8
         )
-        for pos in range(feed.items.shape[1]):
-            seen = r.examined[:, pos]
-            if seen.any():
-                pop.remember(users[seen], feed.items[seen, pos], reaction[seen, pos])
+        pop.remember(users, feed.items, reaction, mask=r.examined)
         n_items = cat.n_items
         valid = feed.valid
         for counter, mask in (
@@ -455,12 +448,10 @@ class Simulation:
             who = instr.users
             pop.intent_more[who] = instr.more
             pop.intent_less[who] = instr.less
-            pop.intent_fresh[who] = np.array([c == "fresh" for c in instr.constraint], bool)
+            pop.intent_fresh[who] = np.asarray(instr.constraint, dtype=object) == "fresh"
             pop.session_instructions[who] += 1
             pop.pages_since_instruction[who] = 0
-            first = len(pop.instruction_texts)
-            pop.instruction_texts.extend(instr.text)
-            pop.last_instruction[who] = first + np.arange(len(instr))
+            pop.last_instruction[who] = pop.intern_texts(instr.text)
             self.totals.instructions += len(instr)
         return instr
 

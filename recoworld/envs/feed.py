@@ -22,6 +22,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 from numpy.typing import NDArray
 
+from recoworld import _kernels as kernels
 from recoworld._config import check, from_mapping, override
 from recoworld.config import ScenarioConfig, UserModelConfig
 from recoworld.errors import ConfigError, RenderModeError
@@ -263,24 +264,21 @@ class FeedCore:
         outcome = self.sim.end_tick(slates)
         reward = np.zeros(self.n_slots, np.float32)
         if outcome.responses is not None and outcome.feed is not None:
-            r = outcome.responses
-            wc, wl, ws, wm = REWARD_WEIGHTS
-            per_row = (
-                wc * r.clicked.sum(1)
-                + wl * r.liked.sum(1)
-                + ws * r.shared.sum(1)
-                + wm * r.commented.sum(1)
+            r, slots = outcome.responses, outcome.feed.users
+            reward[slots], self.last[slots] = kernels.page_summary(
+                r.clicked,
+                r.liked,
+                r.shared,
+                r.commented,
+                r.examined,
+                r.dwell,
+                np.ascontiguousarray(outcome.feed.items, np.int32),
+                self.sim.world.catalog.embedding,
+                REWARD_WEIGHTS,
+                self.click_centroid,
+                slots,
+                float(_CENTROID_DECAY),
             )
-            slots = outcome.feed.users
-            reward[slots] = per_row
-            examined = r.examined.sum(1)
-            dwell = np.where(r.clicked, r.dwell, 0.0).sum(1) / np.maximum(r.clicked.sum(1), 1)
-            emb = self.sim.world.catalog.embedding[np.maximum(outcome.feed.items, 0)]
-            clicked_sum = np.einsum("nl,nld->nd", r.clicked.astype(np.float32), emb)
-            self.click_centroid[slots] = _CENTROID_DECAY * self.click_centroid[slots] + clicked_sum
-            self.last[slots] = np.stack(
-                [examined, r.clicked.sum(1), r.liked.sum(1), dwell], axis=1
-            ).astype(np.float32)
         self.request = None
         return outcome, reward
 
@@ -301,18 +299,10 @@ class FeedCore:
         req = self.request
         if self._features is not None and self._features[0] is req:
             return self._features[1]
-        b, c = self.n_slots, self.config.n_candidates
-        if req is None:
-            out = np.zeros((b, c, self.n_features), np.float32)
-            self._features = (req, out)
-            return out
-        centroid = self.click_centroid[req.users]
-        feat = request_features(self.sim.world, req, centroid, self._popularity)
-        if req.n == b:
-            out = feat
-        else:
-            out = np.zeros((b, c, self.n_features), np.float32)
-            out[req.users] = feat
+        out = np.zeros((self.n_slots, self.config.n_candidates, self.n_features), np.float32)
+        if req is not None:
+            centroid = self.click_centroid[req.users]
+            write_features(out, req.users, self.sim.world, req, centroid, self._popularity)
         self._features = (req, out)
         return out
 
@@ -323,16 +313,7 @@ class FeedCore:
         t = self.n_topics
         b = self.n_slots
         slots = np.arange(b)
-        memory = pop.memory_items
-        valid = memory >= 0
-        topics = np.where(valid, cat.topic[np.maximum(memory, 0)], t).astype(np.int64)
-        base = slots[:, None] * (t + 1)
-        size = b * (t + 1)
-        hist = np.bincount((base + topics).ravel(), minlength=size).reshape(b, t + 1)
-        clicked_topics = np.where(pop.memory_reaction >= 1, topics, t)
-        chist = np.bincount((base + clicked_topics).ravel(), minlength=size).reshape(b, t + 1)
-        n_seen = np.maximum(valid.sum(axis=1, keepdims=True), 1)
-        history = np.concatenate([hist[:, :t] / n_seen, chist[:, :t] / n_seen], axis=1)
+        history = kernels.history_shares(pop.memory_items, pop.memory_reaction, cat.topic, t)
         hour = 2 * math.pi * clock.hour_of_day() / 24.0
         page = float(self.sim.config.feed.slate_size)
         engagement = np.stack(
@@ -354,7 +335,7 @@ class FeedCore:
         )
         obs = {
             "candidates": self.candidate_features().reshape(b, -1),
-            "history": history.astype(np.float32),
+            "history": history,
             "engagement": engagement,
             "instruction": instruction.astype(np.float32),
         }
@@ -371,11 +352,7 @@ class FeedCore:
         return obs
 
     def instruction_texts(self) -> list[str | None]:
-        pop = self.sim.world.population
-        texts: list[str | None] = [None] * self.n_slots
-        for u in np.flatnonzero(pop.last_instruction >= 0):
-            texts[u] = pop.instruction_texts[pop.last_instruction[u]]
-        return texts
+        return self.sim.world.population.texts_of(np.arange(self.n_slots))
 
 
 def popularity(world: World) -> NDArray[np.float32]:
@@ -384,44 +361,52 @@ def popularity(world: World) -> NDArray[np.float32]:
     return (clicks / np.float32(float(clicks.max()) or 1.0)).astype(np.float32)
 
 
+def write_features(
+    out: NDArray[np.float32],
+    rows: NDArray[np.int64],
+    world: World,
+    request: RecommendRequest,
+    centroid: NDArray[np.float32],
+    item_popularity: NDArray[np.float32],
+) -> None:
+    """Write into ``out[rows]`` (``[n, C, T + 4]``, zero-filled) the features of each requesting
+    user's candidates: topic one-hot, popularity, quality, already seen by the user, cosine
+    affinity to ``centroid`` (``[n, D]``, e.g. the user's clicked items)."""
+    cat = world.catalog
+    norm = np.linalg.norm(centroid, axis=1, keepdims=True)
+    unit = (centroid / np.maximum(norm, np.float32(1e-9))).astype(np.float32)
+    kernels.candidate_features(
+        out,
+        rows,
+        np.ascontiguousarray(request.candidates, dtype=np.int32),
+        request.users,
+        world.population.memory_items,
+        cat.topic,
+        item_popularity,
+        cat.quality,
+        cat.embedding,
+        unit,
+    )
+
+
 def request_features(
     world: World,
     request: RecommendRequest,
     centroid: NDArray[np.float32],
     item_popularity: NDArray[np.float32],
 ) -> NDArray[np.float32]:
-    """``[n, C, T + 4]`` features of each requesting user's candidates: topic one-hot,
-    popularity, quality, already seen by the user, cosine affinity to ``centroid`` (``[n, D]``,
-    e.g. the user's clicked items)."""
-    cat, pop = world.catalog, world.population
-    cand, users = request.candidates, request.users
-    t = cat.n_topics
-    feat = np.empty((request.n, cand.shape[1], t + _ITEM_EXTRA), np.float32)
-    feat[:, :, :t] = np.eye(t, dtype=np.float32)[cat.topic[cand]]
-    feat[:, :, t] = item_popularity[cand]
-    feat[:, :, t + 1] = cat.quality[cand]
-    feat[:, :, t + 2] = (cand[:, :, None] == pop.memory_items[users][:, None, :]).any(axis=2)
-    norm = np.linalg.norm(centroid, axis=1, keepdims=True)
-    unit = centroid / np.maximum(norm, np.float32(1e-9))
-    affinity = np.einsum("ncd,nd->nc", cat.embedding[cand], unit)
-    feat[:, :, t + 3] = np.clip(affinity, -1.0, 1.0)  # float32 rounding can pass 1
-    return feat
+    """``[n, C, T + 4]`` features of each requesting user's candidates (see
+    :func:`write_features`)."""
+    out = np.zeros(
+        (request.n, request.candidates.shape[1], world.catalog.n_topics + _ITEM_EXTRA), np.float32
+    )
+    write_features(out, np.arange(request.n), world, request, centroid, item_popularity)
+    return out
 
 
 def _dedupe(cols: NDArray[np.int64], n_candidates: int) -> NDArray[np.int64]:
     """Documented duplicate rule: a repeated index becomes the lowest unused candidate index."""
-    n, k = cols.shape
-    used = np.zeros((n, n_candidates), bool)
-    out = cols.copy()
-    rows = np.arange(n)
-    for j in range(k):
-        idx = out[:, j]
-        dup = used[rows, idx]
-        if dup.any():
-            idx = np.where(dup, np.argmin(used, axis=1), idx)
-            out[:, j] = idx
-        used[rows, idx] = True
-    return out
+    return kernels.dedupe_slates(np.ascontiguousarray(cols, np.int64), n_candidates)
 
 
 def _parse(kwargs: dict[str, Any]) -> FeedEnvConfig:

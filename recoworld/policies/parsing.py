@@ -116,7 +116,7 @@ def encode_instructions(
 class InstructionCodes:
     """Encodings of a population's instruction texts, computed once per text.
 
-    Instruction texts are only ever appended to ``Population.instruction_texts``, so each is
+    ``Population.instruction_texts`` is an append-only table of distinct texts, so each text is
     parsed once; a user's encoding is then a gather by its ``last_instruction`` index.
     """
 

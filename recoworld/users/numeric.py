@@ -3,9 +3,10 @@
 Each active user reviews its feed in order. For every item it reaches it computes a utility from
 taste, quality, boredom, repetition, social proof and its standing instruction, chooses against a
 no-click option (a binary multinomial logit damped by position attention), may like, share or
-comment, rates what it consumed, updates its mindset, and may leave. The loop runs over the
-positions of the page (at most a few dozen), never over users. Every formula and default is
-documented on :class:`recoworld.config.UserModelConfig`.
+comment, rates what it consumed, updates its mindset, and may leave. Everything that does not
+depend on the order of review is computed for all users and positions at once in numpy; the
+item-by-item review itself is one compiled loop (:func:`recoworld._kernels.respond_page`). Every
+formula and default is documented on :class:`recoworld.config.UserModelConfig`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
+from recoworld import _kernels as kernels
 from recoworld.config import UserModelConfig
 from recoworld.users.base import SOURCE_SOCIAL, Feed, Instructions, Responses, ReturnPlan, UserModel
 from recoworld.users.instructions import render_instruction, template_count
@@ -33,6 +35,35 @@ _REPEAT_REASON = 0.3
 
 def sigmoid(x: NDArray[np.floating]) -> NDArray[np.float32]:
     return (0.5 * (1.0 + np.tanh(0.5 * x))).astype(np.float32)
+
+
+_REASONS = ("boredom", "mismatch", "repetition")
+
+
+def _render(
+    reason_code: NDArray[np.integer],
+    more: NDArray[np.integer],
+    avoid: NDArray[np.integer],
+    choice: NDArray[np.integer],
+    names: tuple[str, ...],
+) -> tuple[list[str], list[str], list[str]]:
+    """Texts, reasons and constraints of a batch of instructions; each distinct
+    (reason, more, avoid, phrasing) is rendered once."""
+    t, n_choice = len(names), template_count()
+    key = ((reason_code.astype(np.int64) * t + more) * t + avoid) * n_choice + choice % n_choice
+    unique, inverse = np.unique(key, return_inverse=True)
+    rendered = []
+    for k in unique.tolist():
+        rest, phrasing = divmod(k, n_choice)
+        rest, less_topic = divmod(rest, t)
+        reason_idx, more_topic = divmod(rest, t)
+        rendered.append(
+            render_instruction(_REASONS[reason_idx], names[more_topic], names[less_topic], phrasing)
+        )
+    texts = np.array(rendered, dtype=object)[inverse].tolist()
+    reasons = np.array(_REASONS, dtype=object)[reason_code].tolist()
+    constraint = np.array(["", "", "fresh"], dtype=object)[reason_code].tolist()
+    return texts, reasons, constraint
 
 
 class NumericUserModel(UserModel):
@@ -70,7 +101,6 @@ class NumericUserModel(UserModel):
         c, pop, cat = self.config, world.population, world.catalog
         users = feed.users
         n, length = feed.items.shape
-        rows = np.arange(n)
         satisfaction = pop.satisfaction[users].copy()
         fatigue = pop.fatigue[users].copy()
         boredom = pop.boredom[users] * np.float32(1.0 - c.boredom_decay)
@@ -82,109 +112,32 @@ class NumericUserModel(UserModel):
         sociability = pop.sociability[users]
         more, less = pop.intent_more[users], pop.intent_less[users]
         fresh = pop.intent_fresh[users]
-        memory = pop.memory_items[users]
-        proof = cat.social_proof()
-
-        shape = (n, length)
-        alive = np.ones(n, bool)
-        left = np.zeros(n, bool)
-        boredom_weight = np.float32(c.w_boredom) * (np.float32(0.5) + diversity)
-
-        # What does not change while the user scrolls the page, for every position at once.
-        items = feed.items
-        present = items >= 0
-        it = np.maximum(items, 0)
-        topics = cat.topic[it].astype(np.intp)
-        embeddings = cat.embedding[it]
-        earlier = (items[:, :, None] == items[:, None, :]) & np.tri(length, k=-1, dtype=bool)
-        seen = (items[:, :, None] == memory[:, None, :]).any(axis=2) | earlier.any(axis=2)
-        static = (
-            c.w_quality * (cat.quality[it] - np.float32(0.5))
-            - c.w_repeat * seen
-            + (c.w_social * conformity)[:, None] * proof[it]
-            + (c.w_friend * sociability)[:, None] * (feed.source == SOURCE_SOCIAL)
-            + c.w_intent * ((topics == more[:, None]) & (more != NO_TOPIC)[:, None])
-            - c.w_intent * ((topics == less[:, None]) & (less != NO_TOPIC)[:, None])
-        ).astype(np.float32)
+        boredom_weight = (np.float32(c.w_boredom) * (np.float32(0.5) + diversity)).astype(
+            np.float32
+        )
         attention = np.float32(c.attention) ** np.arange(length, dtype=np.float32)
         draws = rng.random((length, 5, n), dtype=np.float32)
         noise = rng.standard_normal((length, 2, n), dtype=np.float32)
-        match_all = np.zeros(shape, np.float32)
-        clicked = np.zeros(shape, bool)
-        examined = np.zeros(shape, bool)
-        share_rate = np.float32(c.share_rate) * sociability
-        comment_rate = np.float32(c.comment_rate) * sociability
-
-        for r in range(length):
-            valid = alive & present[:, r]
-            if not valid.any():
-                break
-            topic = topics[:, r]
-            emb = embeddings[:, r]
-            z = (
-                c.w_taste * np.einsum("ij,ij->i", taste, emb)
-                - boredom_weight * boredom[rows, topic]
-                + static[:, r]
-            )
-            match = sigmoid((z - c.no_click_utility) / c.temperature)
-            click = valid & (draws[r, 0] < match * attention[r])
-            examined[:, r] = valid
-            clicked[:, r] = click
-            match_all[:, r] = match
-            # Mindset after the item.
-            vf = valid.astype(np.float32)
-            satisfaction += vf * c.satisfaction_rate * (match - c.satisfaction_reference)
-            satisfaction += click * np.float32(c.click_bonus)
-            np.clip(satisfaction, 0.0, 1.5, out=satisfaction)
-            fatigue += vf * np.float32(c.fatigue_per_item)
-            boredom[rows, topic] += vf * np.float32(c.boredom_per_item)
-            if click.any():
-                idx = np.flatnonzero(click)
-                if c.drift_rate > 0:
-                    moved = taste[idx] + np.float32(c.drift_rate) * (emb[idx] - taste[idx])
-                    taste[idx] = moved / np.linalg.norm(moved, axis=1, keepdims=True)
-                if c.opinion_rate > 0:
-                    gap = cat.stance[it[idx, r]] - opinion[idx]
-                    pull = np.abs(gap) < c.opinion_epsilon
-                    opinion[idx] += np.where(pull, np.float32(c.opinion_rate) * gap, 0.0)
-            leave = valid & (
-                draws[r, 4] < c.leave_hazard * self.risk(satisfaction, fatigue, patience)
-            )
-            left |= leave
-            alive &= ~leave
-
-        # Engagement beyond the click and its measures, for all positions at once.
-        d = np.moveaxis(draws, 2, 0)  # [n, L, 5]
-        liked = clicked & (d[:, :, 1] < c.like_rate * match_all)
-        shared = clicked & (d[:, :, 2] < share_rate[:, None] * match_all)
-        commented = clicked & (d[:, :, 3] < comment_rate[:, None] * match_all)
-        g = np.moveaxis(noise, 2, 0)  # [n, L, 2]
-        dwell = np.where(
-            clicked,
-            c.dwell_seconds * np.exp(c.dwell_sigma * g[:, :, 0]) * (0.5 + match_all),
-            0.0,
-        ).astype(np.float32)
-        rating = np.where(
-            clicked, np.clip(np.rint(1.0 + 4.0 * match_all + 0.6 * g[:, :, 1]), 1.0, 5.0), np.nan
-        ).astype(np.float32)
-
-        # Did this page honour the standing instruction?
-        pending = more != NO_TOPIC
-        if pending.any():
-            valid_all = feed.items >= 0
-            topics = np.where(valid_all, cat.topic[np.maximum(feed.items, 0)], -1)
-            shown = np.maximum(valid_all.sum(axis=1), 1)
-            wanted = (topics == more[:, None]).sum(axis=1) / shown
-            refused = ((topics == less[:, None]) & (less[:, None] != NO_TOPIC)).any(axis=1)
-            if fresh.any():
-                rerun = valid_all & (feed.items[:, :, None] == memory[:, None, :]).any(axis=2)
-                refused |= fresh & rerun.any(axis=1)
-            honoured = pending & (wanted >= c.honour_share) & ~refused
-            ignored = pending & ((wanted == 0) | refused)
-            satisfaction += np.float32(c.honour_gain) * honoured
-            satisfaction -= np.float32(c.ignore_penalty) * ignored
-            np.clip(satisfaction, 0.0, 1.5, out=satisfaction)
-
+        dwell = np.zeros((n, length), np.float32)
+        rating = np.full((n, length), np.nan, np.float32)
+        # The page, item by item: match, click and engagement, mindset update, maybe leaving.
+        examined, clicked, liked, shared, commented, left = kernels.respond_page(
+            np.ascontiguousarray(feed.items, dtype=np.int32),
+            np.ascontiguousarray(feed.source == SOURCE_SOCIAL),
+            users,
+            pop.memory_items,
+            cat.topic,
+            cat.quality,
+            cat.social_proof(),
+            cat.embedding,
+            cat.stance,
+            (taste, boredom, satisfaction, fatigue, opinion, dwell, rating),
+            (patience, conformity, sociability, boredom_weight, attention),
+            (more, less, fresh, NO_TOPIC),
+            draws,
+            noise,
+            tuple(float(getattr(c, name)) for name in kernels.RESPOND_PARAMS),
+        )
         return Responses(
             examined=examined,
             clicked=clicked,
@@ -194,11 +147,11 @@ class NumericUserModel(UserModel):
             dwell=dwell,
             rating=rating,
             left=left,
-            satisfaction=satisfaction.astype(np.float32),
-            fatigue=fatigue.astype(np.float32),
-            boredom=boredom.astype(np.float32),
-            taste=taste.astype(np.float32),
-            opinion=np.clip(opinion, -1.0, 1.0).astype(np.float32),
+            satisfaction=satisfaction,
+            fatigue=fatigue,
+            boredom=boredom,
+            taste=taste,
+            opinion=opinion,
         )
 
     def instruct(
@@ -233,14 +186,11 @@ class NumericUserModel(UserModel):
         valid = page >= 0
         page_topics = np.where(valid, cat.topic[np.maximum(page, 0)], -1)
         n_topics = cat.n_topics
-        counts = np.zeros((sel.size, n_topics + 1), np.int32)
-        np.add.at(
-            counts, (np.repeat(np.arange(sel.size), page.shape[1]), page_topics.ravel() + 1), 1
-        )
-        shown_most = counts[:, 1:].argmax(axis=1)
-        seen = np.zeros(page.shape, bool)
-        for j in range(page.shape[1]):
-            seen[:, j] = (pop.memory_items[who] == page[:, j : j + 1]).sum(axis=1) > 1
+        flat = (np.arange(sel.size)[:, None] * (n_topics + 1) + page_topics + 1).ravel()
+        counts = np.bincount(flat, minlength=sel.size * (n_topics + 1))
+        shown_most = counts.reshape(sel.size, n_topics + 1)[:, 1:].argmax(axis=1)
+        # The page is already remembered: an item seen before is in memory more than once.
+        seen = kernels.rows_count(page, pop.memory_items, who) > 1
         repeat_share = (seen & valid).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
         bored_most = boredom.argmax(axis=1)
         bored_max = boredom.max(axis=1)
@@ -253,16 +203,9 @@ class NumericUserModel(UserModel):
         more = want.argmax(axis=1).astype(np.int16)
         # A repetition complaint asks for fresh items, not against a topic.
         less = np.where(reason_code == 2, NO_TOPIC, avoid).astype(np.int16)
-        names = cat.topic_names
-        reasons = ("boredom", "mismatch", "repetition")
-        texts, reason_list, constraint = [], [], []
-        for j in range(sel.size):  # only the few users who speak up this tick
-            reason = reasons[int(reason_code[j])]
-            reason_list.append(reason)
-            constraint.append("fresh" if reason == "repetition" else "")
-            texts.append(
-                render_instruction(reason, names[more[j]], names[avoid[j]], int(choice[sel[j]]))
-            )
+        texts, reason_list, constraint = _render(
+            reason_code, more, avoid, choice[sel], cat.topic_names
+        )
         pop.satisfaction[who] = np.minimum(
             pop.satisfaction[who] + np.float32(c.instruction_hope), np.float32(1.5)
         )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
 import numpy as np
 from numpy.typing import NDArray
+
+from recoworld import _kernels as kernels
 
 __all__ = ["NO_TOPIC", "Population"]
 
@@ -34,7 +37,8 @@ class Population:
     Memory: a ring of the last ``memory_size`` examined items (``memory_items``, −1 empty) with the
     reaction to each (``memory_reaction``: 0 skip, 1 click, 2 like, 3 share), next slot
     ``memory_ptr``. The platform-observable part of the instruction is its text:
-    ``last_instruction`` indexes ``instruction_texts`` (−1 none this session).
+    ``last_instruction`` indexes ``instruction_texts`` (−1 none this session), a table of distinct
+    texts (see :meth:`intern_texts`), so it grows with the vocabulary, not with the run.
 
     Inbox: a ring of items shared by followees (``inbox_items``, −1 empty; ``inbox_from``, the
     sharer), next slot ``inbox_ptr``. ``persona`` refers to a persona-pack row (−1: synthetic).
@@ -71,6 +75,7 @@ class Population:
     intent_fresh: NDArray[np.bool_] = field(init=False)
     last_instruction: NDArray[np.int64] = field(init=False)
     instruction_texts: list[str] = field(init=False)
+    text_index: dict[str, int] = field(init=False, repr=False)
     memory_items: NDArray[np.int32] = field(init=False)
     memory_reaction: NDArray[np.int8] = field(init=False)
     memory_ptr: NDArray[np.int32] = field(init=False)
@@ -104,6 +109,7 @@ class Population:
         self.intent_fresh = np.zeros(n, dtype=bool)
         self.last_instruction = np.full(n, -1, dtype=np.int64)
         self.instruction_texts = []
+        self.text_index = {}
         self.memory_items = np.full((n, self.memory_size), -1, dtype=np.int32)
         self.memory_reaction = np.zeros((n, self.memory_size), dtype=np.int8)
         self.memory_ptr = np.zeros(n, dtype=np.int32)
@@ -132,17 +138,48 @@ class Population:
             inbox_size=self.inbox_size,
         )
         for f in fields(self):
-            if not f.init and f.name != "instruction_texts":
+            if not f.init and f.name not in ("instruction_texts", "text_index"):
                 getattr(self, f.name)[users] = getattr(blank, f.name)
 
+    def intern_texts(self, texts: Sequence[str]) -> NDArray[np.int64]:
+        """Indices of ``texts`` in ``instruction_texts``, adding the ones not there yet."""
+        index, table = self.text_index, self.instruction_texts
+        out = np.empty(len(texts), np.int64)
+        for j, text in enumerate(texts):
+            idx = index.get(text)
+            if idx is None:
+                idx = index[text] = len(table)
+                table.append(text)
+            out[j] = idx
+        return out
+
+    def texts_of(self, users: NDArray[np.integer]) -> list[str | None]:
+        """The standing instruction text of each of ``users`` (``None``: none this session)."""
+        table = np.array([*self.instruction_texts, None], dtype=object)
+        return list(table[self.last_instruction[users]])
+
     def remember(
-        self, users: NDArray[np.int64], items: NDArray[np.int32], reaction: NDArray[np.int8]
+        self,
+        users: NDArray[np.int64],
+        items: NDArray[np.int32],
+        reaction: NDArray[np.int8],
+        mask: NDArray[np.bool_] | None = None,
     ) -> None:
-        """Append one (item, reaction) to each user's memory ring (``users`` must be distinct)."""
-        slot = self.memory_ptr[users] % self.memory_size
-        self.memory_items[users, slot] = items
-        self.memory_reaction[users, slot] = reaction
-        self.memory_ptr[users] += 1
+        """Append ``items[i, j]`` with ``reaction[i, j]``, in order along ``j`` and where
+        ``mask[i, j]`` (default: all), to the memory ring of ``users[i]`` (distinct users).
+        ``items`` may also be 1-D: one item per user."""
+        users = np.asarray(users, np.int64)
+        page = np.ascontiguousarray(items, np.int32)
+        page = page[:, None] if page.ndim == 1 else page
+        kernels.remember_page(
+            self.memory_items,
+            self.memory_reaction,
+            self.memory_ptr,
+            users,
+            page,
+            np.ascontiguousarray(reaction, np.int8).reshape(page.shape),
+            np.ones(page.shape, bool) if mask is None else np.ascontiguousarray(mask, bool),
+        )
 
     def has_seen(self, users: NDArray[np.int64], items: NDArray[np.int32]) -> NDArray[np.bool_]:
         """Whether each ``items[j]`` is in the memory of ``users[j]``."""
@@ -150,8 +187,7 @@ class Population:
 
     def recent_items(self, users: NDArray[np.int64]) -> NDArray[np.int32]:
         """Memory of ``users``, newest first (``[len(users), memory_size]``, −1 where empty)."""
-        order = (self.memory_ptr[users, None] - 1 - np.arange(self.memory_size)) % self.memory_size
-        return np.take_along_axis(self.memory_items[users], order, axis=1)
+        return kernels.newest_first(self.memory_items, self.memory_ptr, np.asarray(users, np.int64))
 
     def instruction_text(self, user: int) -> str | None:
         """The last reflective instruction ``user`` gave in this session, or ``None``."""

@@ -1,0 +1,507 @@
+"""Compiled inner loops of the numeric world (numba, compiled on first use and cached on disk).
+
+The schedule stays columnar — numpy arrays over users and items — but a few of its steps are
+per-user loops over a handful of positions (a page, a memory ring, an inbox) that numpy can only
+express through ``[n, L, M]`` broadcasts or a Python loop over positions. These kernels run those
+loops once per user, in compiled code, with no temporaries. Every kernel is deterministic: random
+draws are made by the caller (numpy ``Generator``) and passed in.
+
+Conventions: item ids are ``int32`` with ``-1`` for an empty slot; "rows" map each row of a batch
+to a row of a population-wide table, so callers need not gather the table first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import numba as nb
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "RESPOND_PARAMS",
+    "candidate_features",
+    "dedupe_slates",
+    "earlier_in_row",
+    "history_shares",
+    "newest_first",
+    "page_summary",
+    "remember_page",
+    "respond_page",
+    "rows_count",
+    "rows_isin",
+    "take_inbox",
+]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _jit(fn: _F) -> _F:
+    """Compile ``fn`` on first call; cache the machine code beside the module."""
+    return cast(_F, nb.njit(cache=True, nogil=True, error_model="numpy")(fn))
+
+
+@_jit
+def _in_row(table: NDArray[np.int32], row: int, value: int) -> bool:
+    # No early exit: the branch-free loop vectorizes, and a hit is the rare case.
+    found = False
+    for m in range(table.shape[1]):
+        found |= table[row, m] == value
+    return found
+
+
+@_jit
+def _dot(a: NDArray[np.float32], i: int, b: NDArray[np.float32], j: int) -> np.float32:
+    """``a[i] · b[j]``, summed in float32 in index order (the same on every machine)."""
+    s = np.float32(0.0)
+    for d in range(a.shape[1]):
+        s += a[i, d] * b[j, d]
+    return s
+
+
+@_jit
+def rows_isin(
+    query: NDArray[np.int32], table: NDArray[np.int32], rows: NDArray[np.int64]
+) -> NDArray[np.bool_]:
+    """``out[i, j]``: ``query[i, j] >= 0`` and it occurs in ``table[rows[i]]``."""
+    n, width = query.shape
+    out = np.zeros((n, width), np.bool_)
+    for i in range(n):
+        row = rows[i]
+        for j in range(width):
+            q = query[i, j]
+            if q >= 0 and _in_row(table, row, q):
+                out[i, j] = True
+    return out
+
+
+@_jit
+def rows_count(
+    query: NDArray[np.int32], table: NDArray[np.int32], rows: NDArray[np.int64]
+) -> NDArray[np.int32]:
+    """``out[i, j]``: how often ``query[i, j]`` occurs in ``table[rows[i]]`` (0 for ``-1``)."""
+    n, width = query.shape
+    out = np.zeros((n, width), np.int32)
+    for i in range(n):
+        row = rows[i]
+        for j in range(width):
+            q = query[i, j]
+            if q >= 0:
+                count = 0
+                for m in range(table.shape[1]):
+                    count += table[row, m] == q
+                out[i, j] = count
+    return out
+
+
+@_jit
+def earlier_in_row(items: NDArray[np.int32]) -> NDArray[np.bool_]:
+    """``out[i, j]``: ``items[i, j] >= 0`` and it occurs at an earlier position of row ``i``."""
+    n, width = items.shape
+    out = np.zeros((n, width), np.bool_)
+    for i in range(n):
+        for j in range(1, width):
+            q = items[i, j]
+            if q < 0:
+                continue
+            for e in range(j):
+                if items[i, e] == q:
+                    out[i, j] = True
+                    break
+    return out
+
+
+@_jit
+def candidate_features(
+    out: NDArray[np.float32],
+    out_rows: NDArray[np.int64],
+    candidates: NDArray[np.int32],
+    users: NDArray[np.int64],
+    memory: NDArray[np.int32],
+    topic: NDArray[np.int16],
+    popularity: NDArray[np.float32],
+    quality: NDArray[np.float32],
+    embedding: NDArray[np.float32],
+    unit: NDArray[np.float32],
+) -> None:
+    """Write into ``out[out_rows[i]]`` (``[C, T + 4]``, zero-filled by the caller) the features
+    of ``candidates[i]``: topic one-hot, popularity, quality, seen (in ``memory[users[i]]``), and
+    the cosine of its embedding with ``unit[i]``, clipped to [−1, 1]."""
+    n, n_cand = candidates.shape
+    n_topics = out.shape[2] - 4
+    for i in range(n):
+        u, o = users[i], out_rows[i]
+        for c in range(n_cand):
+            item = candidates[i, c]
+            out[o, c, topic[item]] = 1.0
+            out[o, c, n_topics] = popularity[item]
+            out[o, c, n_topics + 1] = quality[item]
+            out[o, c, n_topics + 2] = 1.0 if _in_row(memory, u, item) else 0.0
+            dot = _dot(embedding, item, unit, i)
+            out[o, c, n_topics + 3] = min(max(dot, -1.0), 1.0)
+
+
+@_jit
+def history_shares(
+    memory: NDArray[np.int32],
+    reaction: NDArray[np.int8],
+    topic: NDArray[np.int16],
+    n_topics: int,
+) -> NDArray[np.float32]:
+    """``[N, 2T]``: per user, the topic shares of its remembered items, then of the clicked ones
+    (reaction >= 1), both over the number of remembered items."""
+    n, size = memory.shape
+    out = np.zeros((n, 2 * n_topics), np.float32)
+    for i in range(n):
+        count = 0
+        for m in range(size):
+            item = memory[i, m]
+            if item < 0:
+                continue
+            count += 1
+            t = topic[item]
+            out[i, t] += 1.0
+            if reaction[i, m] >= 1:
+                out[i, n_topics + t] += 1.0
+        if count > 0:
+            for t in range(2 * n_topics):
+                out[i, t] /= count
+    return out
+
+
+@_jit
+def take_inbox(
+    inbox_items: NDArray[np.int32],
+    inbox_from: NDArray[np.int32],
+    inbox_ptr: NDArray[np.int32],
+    memory: NDArray[np.int32],
+    users: NDArray[np.int64],
+    n_max: int,
+    exclude: NDArray[np.int32],
+) -> tuple[NDArray[np.int32], NDArray[np.int32]]:
+    """See :func:`recoworld.feed.take_inbox` (``exclude`` is ``[n, E]``, ``E`` may be 0)."""
+    n = users.shape[0]
+    size = inbox_items.shape[1]
+    out_items = np.full((n, n_max), -1, np.int32)
+    out_from = np.full((n, n_max), -1, np.int32)
+    newer = np.empty(size, np.int32)
+    for i in range(n):
+        u = users[i]
+        taken = 0
+        for s in range(size):
+            slot = (inbox_ptr[u] - 1 - s) % size  # newest first
+            item = inbox_items[u, slot]
+            newer[s] = item
+            if item < 0:
+                continue
+            stale = _in_row(memory, u, item)
+            if not stale:
+                for e in range(s):
+                    if newer[e] == item:  # a newer copy of the same item
+                        stale = True
+                        break
+            if not stale:
+                for e in range(exclude.shape[1]):
+                    if exclude[i, e] == item:
+                        stale = True
+                        break
+            if stale or taken < n_max:
+                if not stale:
+                    out_items[i, taken] = item
+                    out_from[i, taken] = inbox_from[u, slot]
+                    taken += 1
+                inbox_items[u, slot] = -1
+                inbox_from[u, slot] = -1
+    return out_items, out_from
+
+
+@_jit
+def remember_page(
+    memory_items: NDArray[np.int32],
+    memory_reaction: NDArray[np.int8],
+    memory_ptr: NDArray[np.int32],
+    users: NDArray[np.int64],
+    items: NDArray[np.int32],
+    reaction: NDArray[np.int8],
+    examined: NDArray[np.bool_],
+) -> None:
+    """Append each examined ``items[i, j]`` (in page order) with its reaction to the memory ring
+    of ``users[i]`` (distinct users)."""
+    size = memory_items.shape[1]
+    for i in range(users.shape[0]):
+        u = users[i]
+        for j in range(items.shape[1]):
+            if examined[i, j]:
+                slot = memory_ptr[u] % size
+                memory_items[u, slot] = items[i, j]
+                memory_reaction[u, slot] = reaction[i, j]
+                memory_ptr[u] += 1
+
+
+@_jit
+def newest_first(
+    ring: NDArray[np.int32], ptr: NDArray[np.int32], users: NDArray[np.int64]
+) -> NDArray[np.int32]:
+    """``[len(users), size]``: each user's ring buffer read from its newest entry back."""
+    size = ring.shape[1]
+    out = np.empty((users.shape[0], size), np.int32)
+    for i in range(users.shape[0]):
+        u = users[i]
+        for s in range(size):
+            out[i, s] = ring[u, (ptr[u] - 1 - s) % size]
+    return out
+
+
+@_jit
+def dedupe_slates(cols: NDArray[np.int64], n_candidates: int) -> NDArray[np.int64]:
+    """A repeated candidate index in a row becomes the lowest index unused so far in the row."""
+    n, k = cols.shape
+    out = cols.copy()
+    used = np.zeros(n_candidates, np.bool_)
+    for i in range(n):
+        used[:] = False
+        for j in range(k):
+            c = out[i, j]
+            if used[c]:
+                c = 0
+                while used[c]:
+                    c += 1
+                out[i, j] = c
+            used[c] = True
+    return out
+
+
+@_jit
+def page_summary(
+    clicked: NDArray[np.bool_],
+    liked: NDArray[np.bool_],
+    shared: NDArray[np.bool_],
+    commented: NDArray[np.bool_],
+    examined: NDArray[np.bool_],
+    dwell: NDArray[np.float32],
+    items: NDArray[np.int32],
+    embedding: NDArray[np.float32],
+    weights: tuple[float, float, float, float],
+    centroid: NDArray[np.float32],
+    rows: NDArray[np.int64],
+    decay: float,
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Per page: the weighted engagement reward (click, like, share, comment weights) and
+    (examined, clicks, likes, mean dwell of clicks); decays ``centroid[rows[i]]`` and adds the
+    embeddings of the clicked items."""
+    n, length = clicked.shape
+    reward = np.zeros(n, np.float32)
+    last = np.zeros((n, 4), np.float32)
+    dim = embedding.shape[1]
+    for i in range(n):
+        o = rows[i]
+        for d in range(dim):
+            centroid[o, d] *= decay
+        clicks = likes = seen = 0
+        total = dwell_sum = 0.0
+        for r in range(length):
+            seen += examined[i, r]
+            if clicked[i, r]:
+                clicks += 1
+                likes += liked[i, r]
+                dwell_sum += dwell[i, r]
+                total += weights[0] + weights[1] * liked[i, r]
+                total += weights[2] * shared[i, r] + weights[3] * commented[i, r]
+                for d in range(dim):
+                    centroid[o, d] += embedding[items[i, r], d]
+        reward[i] = total
+        last[i, 0] = seen
+        last[i, 1] = clicks
+        last[i, 2] = likes
+        last[i, 3] = dwell_sum / max(clicks, 1)
+    return reward, last
+
+
+@_jit
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+#: Order of the user-model parameters in ``respond_page``'s ``params`` (names of
+#: :class:`recoworld.config.UserModelConfig` fields).
+RESPOND_PARAMS = (
+    "w_taste",
+    "w_quality",
+    "w_repeat",
+    "w_social",
+    "w_friend",
+    "w_intent",
+    "no_click_utility",
+    "temperature",
+    "satisfaction_rate",
+    "satisfaction_reference",
+    "click_bonus",
+    "fatigue_per_item",
+    "boredom_per_item",
+    "drift_rate",
+    "opinion_rate",
+    "opinion_epsilon",
+    "leave_hazard",
+    "leave_threshold",
+    "leave_temperature",
+    "like_rate",
+    "share_rate",
+    "comment_rate",
+    "dwell_seconds",
+    "dwell_sigma",
+    "honour_share",
+    "honour_gain",
+    "ignore_penalty",
+)
+
+
+@_jit
+def respond_page(
+    items: NDArray[np.int32],
+    social: NDArray[np.bool_],
+    users: NDArray[np.int64],
+    memory: NDArray[np.int32],
+    topic: NDArray[np.int16],
+    quality: NDArray[np.float32],
+    proof: NDArray[np.float32],
+    embedding: NDArray[np.float32],
+    stance: NDArray[np.float32],
+    state: tuple[NDArray[np.float32], ...],
+    traits: tuple[NDArray[np.float32], ...],
+    intent: tuple[NDArray[np.int16], NDArray[np.int16], NDArray[np.bool_], int],
+    draws: NDArray[np.float32],
+    noise: NDArray[np.float32],
+    params: tuple[float, ...],
+) -> tuple[NDArray[np.bool_], ...]:
+    """Each user reviews its page item by item (the numeric user model of
+    :mod:`recoworld.users.numeric`; formulas on :class:`recoworld.config.UserModelConfig`).
+
+    ``state`` = (taste ``[n, D]``, boredom ``[n, T]`` after the page's decay, satisfaction,
+    fatigue, opinion, dwell ``[n, L]`` zeros, rating ``[n, L]`` NaN), one row per page, updated
+    in place (dwell and rating where clicked); ``traits`` = (patience, conformity, sociability,
+    boredom weight, position attention ``[L]``); ``intent`` = (more, less, fresh, the no-topic
+    code); ``social``: in-network item; ``draws`` ``[L, 5, n]`` uniforms (click, like, share,
+    comment, leave), ``noise`` ``[L, 2, n]`` normals (dwell, rating); ``params`` in the order
+    of :data:`RESPOND_PARAMS`. Returns (examined, clicked, liked, shared, commented, left,
+    remembered: the item was in the user's memory before this page).
+    """
+    (
+        w_taste,
+        w_quality,
+        w_repeat,
+        w_social,
+        w_friend,
+        w_intent,
+        no_click,
+        temperature,
+        sat_rate,
+        sat_ref,
+        click_bonus,
+        fatigue_per_item,
+        boredom_per_item,
+        drift,
+        opinion_rate,
+        opinion_eps,
+        leave_hazard,
+        leave_threshold,
+        leave_temperature,
+        like_rate,
+        share_rate,
+        comment_rate,
+        dwell_seconds,
+        dwell_sigma,
+        honour_share,
+        honour_gain,
+        ignore_penalty,
+    ) = params
+    taste, boredom, satisfaction, fatigue, opinion, dwell, rating = state
+    patience, conformity, sociability, boredom_weight, attention = traits
+    more, less, fresh, no_topic = intent
+    n, length = items.shape
+    dim = taste.shape[1]
+    examined = np.zeros((n, length), np.bool_)
+    clicked = np.zeros((n, length), np.bool_)
+    liked = np.zeros((n, length), np.bool_)
+    shared = np.zeros((n, length), np.bool_)
+    commented = np.zeros((n, length), np.bool_)
+    left = np.zeros(n, np.bool_)
+    for i in range(n):
+        u = users[i]
+        sat = float(satisfaction[i])
+        fat = float(fatigue[i])
+        threshold = leave_threshold * (1.5 - patience[i])
+        social_weight = w_social * conformity[i]
+        friend_weight = w_friend * sociability[i]
+        shown = wanted = 0
+        refused = False
+        for r in range(length):
+            item = items[i, r]
+            if item < 0:
+                continue
+            t = topic[item]
+            shown += 1
+            wanted += t == more[i]
+            refused |= less[i] != no_topic and t == less[i]
+            remembered = _in_row(memory, u, item)
+            repeat = remembered
+            for e in range(r):
+                repeat |= items[i, e] == item
+            refused |= fresh[i] and remembered
+            if left[i]:
+                continue  # the rest of the page counts for the instruction, not for the user
+            static = (
+                w_quality * (quality[item] - 0.5)
+                - w_repeat * repeat
+                + social_weight * proof[item]
+                + friend_weight * social[i, r]
+            )
+            if more[i] != no_topic and t == more[i]:
+                static += w_intent
+            if less[i] != no_topic and t == less[i]:
+                static -= w_intent
+            z = w_taste * _dot(taste, i, embedding, item) - boredom_weight[i] * boredom[i, t]
+            match = _sigmoid((z + static - no_click) / temperature)
+            click = draws[r, 0, i] < match * attention[r]
+            examined[i, r] = True
+            sat += sat_rate * (match - sat_ref)
+            fat += fatigue_per_item
+            boredom[i, t] += boredom_per_item
+            if click:
+                clicked[i, r] = True
+                sat += click_bonus
+                liked[i, r] = draws[r, 1, i] < like_rate * match
+                shared[i, r] = draws[r, 2, i] < share_rate * sociability[i] * match
+                commented[i, r] = draws[r, 3, i] < comment_rate * sociability[i] * match
+                dwell[i, r] = dwell_seconds * math.exp(dwell_sigma * noise[r, 0, i]) * (0.5 + match)
+                rating[i, r] = min(max(np.rint(1.0 + 4.0 * match + 0.6 * noise[r, 1, i]), 1.0), 5.0)
+                if drift > 0:
+                    norm = 0.0
+                    for d in range(dim):
+                        moved = taste[i, d] + drift * (embedding[item, d] - taste[i, d])
+                        taste[i, d] = moved
+                        norm += moved * moved
+                    norm = math.sqrt(norm)
+                    for d in range(dim):
+                        taste[i, d] /= norm
+                if opinion_rate > 0:
+                    gap = stance[item] - opinion[i]
+                    if abs(gap) < opinion_eps:
+                        opinion[i] += opinion_rate * gap
+            sat = min(max(sat, 0.0), 1.5)
+            risk = _sigmoid((threshold - (sat - fat)) / leave_temperature)
+            if draws[r, 4, i] < leave_hazard * risk:
+                left[i] = True
+        # Did this page honour the standing instruction?
+        if more[i] != no_topic:
+            share = wanted / max(shown, 1)
+            if share >= honour_share and not refused:
+                sat += honour_gain
+            elif wanted == 0 or refused:
+                sat -= ignore_penalty
+            sat = min(max(sat, 0.0), 1.5)
+        satisfaction[i] = sat
+        fatigue[i] = fat
+        opinion[i] = min(max(opinion[i], -1.0), 1.0)
+    return examined, clicked, liked, shared, commented, left
