@@ -139,7 +139,7 @@ def candidate_features(
             out[o, c, n_topics] = popularity[item]
             out[o, c, n_topics + 1] = quality[item]
             out[o, c, n_topics + 2] = 1.0 if _in_row(memory, u, item) else 0.0
-            dot = _dot(embedding, item, unit, i)
+            dot = float(_dot(embedding, item, unit, i))
             out[o, c, n_topics + 3] = min(max(dot, -1.0), 1.0)
 
 
