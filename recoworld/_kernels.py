@@ -33,6 +33,7 @@ __all__ = [
     "rows_count",
     "rows_isin",
     "take_inbox",
+    "tally",
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -255,6 +256,21 @@ def newest_first(
 
 
 @_jit
+def tally(
+    counter: NDArray[np.int64], items: NDArray[np.int32], mask: NDArray[np.bool_]
+) -> NDArray[np.int32]:
+    """``counter[items[i, j]] += 1`` where ``mask[i, j]``; returns the count of each row."""
+    n, width = items.shape
+    per_row = np.zeros(n, np.int32)
+    for i in range(n):
+        for j in range(width):
+            if mask[i, j]:
+                counter[items[i, j]] += 1
+                per_row[i] += 1
+    return per_row
+
+
+@_jit
 def dedupe_slates(cols: NDArray[np.int64], n_candidates: int) -> NDArray[np.int64]:
     """A repeated candidate index in a row becomes the lowest index unused so far in the row."""
     n, k = cols.shape
@@ -349,8 +365,6 @@ RESPOND_PARAMS = (
     "like_rate",
     "share_rate",
     "comment_rate",
-    "dwell_seconds",
-    "dwell_sigma",
     "honour_share",
     "honour_gain",
     "ignore_penalty",
@@ -372,20 +386,26 @@ def respond_page(
     traits: tuple[NDArray[np.float32], ...],
     intent: tuple[NDArray[np.int16], NDArray[np.int16], NDArray[np.bool_], int],
     draws: NDArray[np.float32],
-    noise: NDArray[np.float32],
     params: tuple[float, ...],
-) -> tuple[NDArray[np.bool_], ...]:
+) -> tuple[
+    NDArray[np.bool_],
+    NDArray[np.bool_],
+    NDArray[np.bool_],
+    NDArray[np.bool_],
+    NDArray[np.bool_],
+    NDArray[np.bool_],
+    NDArray[np.float32],
+]:
     """Each user reviews its page item by item (the numeric user model of
     :mod:`recoworld.users.numeric`; formulas on :class:`recoworld.config.UserModelConfig`).
 
     ``state`` = (taste ``[n, D]``, boredom ``[n, T]`` after the page's decay, satisfaction,
-    fatigue, opinion, dwell ``[n, L]`` zeros, rating ``[n, L]`` NaN), one row per page, updated
-    in place (dwell and rating where clicked); ``traits`` = (patience, conformity, sociability,
-    boredom weight, position attention ``[L]``); ``intent`` = (more, less, fresh, the no-topic
-    code); ``social``: in-network item; ``draws`` ``[L, 5, n]`` uniforms (click, like, share,
-    comment, leave), ``noise`` ``[L, 2, n]`` normals (dwell, rating); ``params`` in the order
-    of :data:`RESPOND_PARAMS`. Returns (examined, clicked, liked, shared, commented, left,
-    remembered: the item was in the user's memory before this page).
+    fatigue, opinion), one row per page, updated in place; ``traits`` = (patience, conformity,
+    sociability, boredom weight, position attention ``[L]``); ``intent`` = (more, less, fresh,
+    the no-topic code); ``social``: in-network item; ``draws`` ``[L, 5, n]`` uniforms (click,
+    like, share, comment, leave); ``params`` in the order of :data:`RESPOND_PARAMS`. Returns
+    (examined, clicked, liked, shared, commented, left, match: the click probability before
+    attention).
     """
     (
         w_taste,
@@ -410,13 +430,11 @@ def respond_page(
         like_rate,
         share_rate,
         comment_rate,
-        dwell_seconds,
-        dwell_sigma,
         honour_share,
         honour_gain,
         ignore_penalty,
     ) = params
-    taste, boredom, satisfaction, fatigue, opinion, dwell, rating = state
+    taste, boredom, satisfaction, fatigue, opinion = state
     patience, conformity, sociability, boredom_weight, attention = traits
     more, less, fresh, no_topic = intent
     n, length = items.shape
@@ -426,6 +444,7 @@ def respond_page(
     liked = np.zeros((n, length), np.bool_)
     shared = np.zeros((n, length), np.bool_)
     commented = np.zeros((n, length), np.bool_)
+    match_all = np.zeros((n, length), np.float32)
     left = np.zeros(n, np.bool_)
     for i in range(n):
         u = users[i]
@@ -465,6 +484,7 @@ def respond_page(
             match = _sigmoid((z + static - no_click) / temperature)
             click = draws[r, 0, i] < match * attention[r]
             examined[i, r] = True
+            match_all[i, r] = match
             sat += sat_rate * (match - sat_ref)
             fat += fatigue_per_item
             boredom[i, t] += boredom_per_item
@@ -474,8 +494,6 @@ def respond_page(
                 liked[i, r] = draws[r, 1, i] < like_rate * match
                 shared[i, r] = draws[r, 2, i] < share_rate * sociability[i] * match
                 commented[i, r] = draws[r, 3, i] < comment_rate * sociability[i] * match
-                dwell[i, r] = dwell_seconds * math.exp(dwell_sigma * noise[r, 0, i]) * (0.5 + match)
-                rating[i, r] = min(max(np.rint(1.0 + 4.0 * match + 0.6 * noise[r, 1, i]), 1.0), 5.0)
                 if drift > 0:
                     norm = 0.0
                     for d in range(dim):
@@ -504,4 +522,4 @@ def respond_page(
         satisfaction[i] = sat
         fatigue[i] = fat
         opinion[i] = min(max(opinion[i], -1.0), 1.0)
-    return examined, clicked, liked, shared, commented, left
+    return examined, clicked, liked, shared, commented, left, match_all

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from recoworld import _kernels as kernels
 from recoworld.config import ScenarioConfig
 from recoworld.errors import ConfigError, PolicyError, RecoworldError
 from recoworld.feed import compose_feed, deliver_shares, social_capacity, take_inbox
@@ -349,8 +350,10 @@ class Simulation:
         rng, n_items = self.streams["candidates"], self.world.n_items
         perm = rng.permutation(n_items).astype(np.int32)
         offsets = rng.integers(0, n_items, size=users.size)
-        window = (offsets[:, None] + np.arange(self.config.feed.n_candidates)) % n_items
-        return perm[window]
+        # Row j is perm[offset_j : offset_j + C], wrapping around the end of perm.
+        c = self.config.feed.n_candidates
+        ring = np.concatenate([perm, perm[: c - 1]])
+        return np.lib.stride_tricks.sliding_window_view(ring, c)[offsets]
 
     def _3_request(
         self, t: int, users: NDArray[np.int64], candidates: NDArray[np.int32]
@@ -408,32 +411,28 @@ class Simulation:
             np.int8
         )
         pop.remember(users, feed.items, reaction, mask=r.examined)
-        n_items = cat.n_items
-        valid = feed.valid
-        for counter, mask in (
-            (cat.impressions, valid),
-            (cat.clicks, r.clicked),
-            (cat.likes, r.liked),
-            (cat.shares, r.shared),
-            (cat.comments, r.commented),
-        ):
-            if mask.any():
-                counter += np.bincount(feed.items[mask], minlength=n_items)
+        items = np.ascontiguousarray(feed.items, np.int32)
+        shown = kernels.tally(cat.impressions, items, feed.valid)
+        clicks = kernels.tally(cat.clicks, items, r.clicked)
+        kernels.tally(cat.likes, items, r.liked)
+        kernels.tally(cat.comments, items, r.commented)
+        examined = kernels.tally(np.zeros(cat.n_items, np.int64), items, r.examined)
         pop.session_pages[users] += 1
-        pop.session_items[users] += r.examined.sum(axis=1).astype(np.int32)
-        pop.session_clicks[users] += r.clicked.sum(axis=1).astype(np.int32)
+        pop.session_items[users] += examined
+        pop.session_clicks[users] += clicks
         pop.pages_since_instruction[users] += 1
+        kernels.tally(cat.shares, items, r.shared)
         row, rank = np.nonzero(r.shared)
         sharers = users[row]
-        items = feed.items[row, rank]
-        recipients = deliver_shares(pop, world.graph, sharers, items)
-        self.totals.impressions += int(valid.sum())
-        self.totals.examined += int(r.examined.sum())
-        self.totals.clicks += int(r.clicked.sum())
+        shared_items = feed.items[row, rank]
+        recipients = deliver_shares(pop, world.graph, sharers, shared_items)
+        self.totals.impressions += int(shown.sum())
+        self.totals.examined += int(examined.sum())
+        self.totals.clicks += int(clicks.sum())
         self.totals.shares += int(row.size)
         return {
             "user": sharers,
-            "item": items,
+            "item": shared_items,
             "parent_user": feed.from_user[row, rank],
             "recipients": recipients,
         }
@@ -501,7 +500,8 @@ class Simulation:
     ) -> None:
         pop = self.world.population
         users = feed.users
-        row, rank = np.nonzero(feed.valid)
+        valid = feed.valid  # boolean-mask gathers keep np.nonzero's (row, rank) order
+        row, rank = np.nonzero(valid)
         if self.recorder is not None:
             rec = self.recorder
             user_col = users[row]
@@ -513,24 +513,25 @@ class Simulation:
                     "tick": np.full(row.size, t, np.int32),
                     "session": session_col,
                     "user": user_col,
-                    "item": feed.items[row, rank],
+                    "item": feed.items[valid],
                     "rank": rank,
-                    "source": (feed.source[row, rank] == SOURCE_SOCIAL).astype(np.int8),
-                    "from_user": feed.from_user[row, rank],
-                    "score": feed.score[row, rank],
-                    "propensity": feed.propensity[row, rank],
+                    "source": (feed.source[valid] == SOURCE_SOCIAL).astype(np.int8),
+                    "from_user": feed.from_user[valid],
+                    "score": feed.score[valid],
+                    "propensity": feed.propensity[valid],
                     "policy": self.policy.name,
                 },
             )
-            ex = r.examined[row, rank]
+            ex = r.examined[valid]
+            seen = valid & r.examined
             erow, erank = row[ex], rank[ex]
             last = r.examined.sum(axis=1) - 1
             action = np.select(
                 [
-                    r.commented[erow, erank],
-                    r.shared[erow, erank],
-                    r.liked[erow, erank],
-                    r.clicked[erow, erank],
+                    r.commented[seen],
+                    r.shared[seen],
+                    r.liked[seen],
+                    r.clicked[seen],
                 ],
                 [4, 3, 2, 1],
                 0,
@@ -542,15 +543,15 @@ class Simulation:
                     "tick": np.full(erow.size, t, np.int32),
                     "session": session_col[ex],
                     "user": user_col[ex],
-                    "item": feed.items[erow, erank],
+                    "item": feed.items[seen],
                     "rank": erank,
                     "action": action,
-                    "clicked": r.clicked[erow, erank],
-                    "liked": r.liked[erow, erank],
-                    "shared": r.shared[erow, erank],
-                    "commented": r.commented[erow, erank],
-                    "dwell": r.dwell[erow, erank],
-                    "rating": r.rating[erow, erank],
+                    "clicked": r.clicked[seen],
+                    "liked": r.liked[seen],
+                    "shared": r.shared[seen],
+                    "commented": r.commented[seen],
+                    "dwell": r.dwell[seen],
+                    "rating": r.rating[seen],
                     "left": r.left[erow] & (erank == last[erow]),
                 },
             )
@@ -590,14 +591,14 @@ class Simulation:
             Feedback(
                 tick=t,
                 users=users[row],
-                items=feed.items[row, rank],
+                items=feed.items[valid],
                 ranks=rank.astype(np.int16),
-                source=feed.source[row, rank],
-                examined=r.examined[row, rank],
-                clicked=r.clicked[row, rank],
-                liked=r.liked[row, rank],
-                shared=r.shared[row, rank],
-                dwell=r.dwell[row, rank],
+                source=feed.source[valid],
+                examined=r.examined[valid],
+                clicked=r.clicked[valid],
+                liked=r.liked[valid],
+                shared=r.shared[valid],
+                dwell=r.dwell[valid],
                 instruction_users=instr.users,
                 instruction_texts=tuple(instr.text),
                 left_users=users[r.left],

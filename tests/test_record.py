@@ -93,7 +93,12 @@ def play(
     while i < n_steps or (end_mid_episode and (episodes[-1].over or not episodes[-1].steps)):
         i += 1
         ep = episodes[-1]
-        cut = cut_after is not None and len(episodes) % 2 == 0 and ep.steps == cut_after
+        cut = (
+            cut_after is not None
+            and len(episodes) % 2 == 0
+            and ep.steps == cut_after
+            and not ep.over  # an episode that ended by itself is not cut
+        )
         if ep.over or cut:
             new_seed = None
             if reseed_at is not None and i >= reseed_at and not reseeded:

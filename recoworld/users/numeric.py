@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from recoworld import _kernels as kernels
 from recoworld.config import UserModelConfig
 from recoworld.users.base import SOURCE_SOCIAL, Feed, Instructions, Responses, ReturnPlan, UserModel
-from recoworld.users.instructions import render_instruction, template_count
+from recoworld.users.instructions import REASONS, render_instruction, template_count
 from recoworld.world.population import NO_TOPIC
 
 if TYPE_CHECKING:
@@ -37,33 +37,44 @@ def sigmoid(x: NDArray[np.floating]) -> NDArray[np.float32]:
     return (0.5 * (1.0 + np.tanh(0.5 * x))).astype(np.float32)
 
 
-_REASONS = ("boredom", "mismatch", "repetition")
+class _Phrasebook:
+    """Instruction texts by (reason, topic asked for, topic avoided, phrasing), each rendered
+    once per catalogue and kept: the same words recur across users and ticks."""
 
+    def __init__(self) -> None:
+        self.names: tuple[str, ...] = ()
+        self.texts: dict[int, str] = {}
 
-def _render(
-    reason_code: NDArray[np.integer],
-    more: NDArray[np.integer],
-    avoid: NDArray[np.integer],
-    choice: NDArray[np.integer],
-    names: tuple[str, ...],
-) -> tuple[list[str], list[str], list[str]]:
-    """Texts, reasons and constraints of a batch of instructions; each distinct
-    (reason, more, avoid, phrasing) is rendered once."""
-    t, n_choice = len(names), template_count()
-    key = ((reason_code.astype(np.int64) * t + more) * t + avoid) * n_choice + choice % n_choice
-    unique, inverse = np.unique(key, return_inverse=True)
-    rendered = []
-    for k in unique.tolist():
-        rest, phrasing = divmod(k, n_choice)
-        rest, less_topic = divmod(rest, t)
-        reason_idx, more_topic = divmod(rest, t)
-        rendered.append(
-            render_instruction(_REASONS[reason_idx], names[more_topic], names[less_topic], phrasing)
-        )
-    texts = np.array(rendered, dtype=object)[inverse].tolist()
-    reasons = np.array(_REASONS, dtype=object)[reason_code].tolist()
-    constraint = np.array(["", "", "fresh"], dtype=object)[reason_code].tolist()
-    return texts, reasons, constraint
+    def render(
+        self,
+        reason_code: NDArray[np.integer],
+        more: NDArray[np.integer],
+        avoid: NDArray[np.integer],
+        choice: NDArray[np.integer],
+        names: tuple[str, ...],
+    ) -> tuple[list[str], list[str], list[str]]:
+        """Texts, reasons and constraints of a batch of instructions."""
+        if names != self.names:
+            self.names, self.texts = names, {}
+        t, n_choice = len(names), template_count()
+        key = (reason_code.astype(np.int64) * t + more) * t + avoid
+        key = key * n_choice + choice % n_choice
+        unique, inverse = np.unique(key, return_inverse=True)
+        rendered = []
+        for k in unique.tolist():
+            text = self.texts.get(k)
+            if text is None:
+                rest, phrasing = divmod(k, n_choice)
+                rest, less_topic = divmod(rest, t)
+                reason, more_topic = divmod(rest, t)
+                text = self.texts[k] = render_instruction(
+                    REASONS[reason], names[more_topic], names[less_topic], phrasing
+                )
+            rendered.append(text)
+        texts = np.array(rendered, dtype=object)[inverse].tolist()
+        reasons = np.array(REASONS, dtype=object)[reason_code].tolist()
+        constraint = np.array(["", "", "fresh"], dtype=object)[reason_code].tolist()
+        return texts, reasons, constraint
 
 
 class NumericUserModel(UserModel):
@@ -73,6 +84,7 @@ class NumericUserModel(UserModel):
 
     def __init__(self, config: UserModelConfig | None = None) -> None:
         self.config = config or UserModelConfig()
+        self._phrases = _Phrasebook()
 
     # -- mindset helpers ------------------------------------------------------------------
     def risk(
@@ -117,11 +129,8 @@ class NumericUserModel(UserModel):
         )
         attention = np.float32(c.attention) ** np.arange(length, dtype=np.float32)
         draws = rng.random((length, 5, n), dtype=np.float32)
-        noise = rng.standard_normal((length, 2, n), dtype=np.float32)
-        dwell = np.zeros((n, length), np.float32)
-        rating = np.full((n, length), np.nan, np.float32)
         # The page, item by item: match, click and engagement, mindset update, maybe leaving.
-        examined, clicked, liked, shared, commented, left = kernels.respond_page(
+        examined, clicked, liked, shared, commented, left, match = kernels.respond_page(
             np.ascontiguousarray(feed.items, dtype=np.int32),
             np.ascontiguousarray(feed.source == SOURCE_SOCIAL),
             users,
@@ -131,13 +140,19 @@ class NumericUserModel(UserModel):
             cat.social_proof(),
             cat.embedding,
             cat.stance,
-            (taste, boredom, satisfaction, fatigue, opinion, dwell, rating),
+            (taste, boredom, satisfaction, fatigue, opinion),
             (patience, conformity, sociability, boredom_weight, attention),
             (more, less, fresh, NO_TOPIC),
             draws,
-            noise,
             tuple(float(getattr(c, name)) for name in kernels.RESPOND_PARAMS),
         )
+        # What the user did with what it clicked: dwell time and rating.
+        m = match[clicked]
+        noise = rng.standard_normal((2, m.size), dtype=np.float32)
+        dwell = np.zeros((n, length), np.float32)
+        dwell[clicked] = c.dwell_seconds * np.exp(c.dwell_sigma * noise[0]) * (0.5 + m)
+        rating = np.full((n, length), np.nan, np.float32)
+        rating[clicked] = np.clip(np.rint(1.0 + 4.0 * m + 0.6 * noise[1]), 1.0, 5.0)
         return Responses(
             examined=examined,
             clicked=clicked,
@@ -203,7 +218,7 @@ class NumericUserModel(UserModel):
         more = want.argmax(axis=1).astype(np.int16)
         # A repetition complaint asks for fresh items, not against a topic.
         less = np.where(reason_code == 2, NO_TOPIC, avoid).astype(np.int16)
-        texts, reason_list, constraint = _render(
+        texts, reason_list, constraint = self._phrases.render(
             reason_code, more, avoid, choice[sel], cat.topic_names
         )
         pop.satisfaction[who] = np.minimum(
