@@ -13,7 +13,9 @@ to a row of a population-wide table, so callers need not gather the table first.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 import numba as nb
@@ -22,21 +24,61 @@ from numpy.typing import NDArray
 
 __all__ = [
     "RESPOND_PARAMS",
+    "by_rows",
     "candidate_features",
     "dedupe_slates",
-    "earlier_in_row",
+    "first_repeat_row",
     "history_shares",
     "newest_first",
     "page_summary",
     "remember_page",
     "respond_page",
     "rows_count",
-    "rows_isin",
     "take_inbox",
     "tally",
+    "threads",
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+#: Below this many rows a kernel runs on the calling thread alone.
+_MIN_ROWS_PER_THREAD = 2048
+_pool: ThreadPoolExecutor | None = None
+
+
+def threads() -> int:
+    """Threads the row-parallel kernels use: ``RECOWORLD_THREADS`` if set, else the CPUs this
+    process may run on (at most 8)."""
+    value = os.environ.get("RECOWORLD_THREADS")
+    if value:
+        return max(1, int(value))
+    return max(1, min(8, len(os.sched_getaffinity(0))))
+
+
+def _forget_pool() -> None:
+    global _pool
+    _pool = None  # a forked child has none of its parent's threads
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def by_rows(kernel: Callable[[slice], object], n: int) -> None:
+    """Run ``kernel(rows)`` over contiguous row blocks of ``0..n`` on up to :func:`threads`
+    threads (the kernels release the GIL). Blocks write disjoint rows, so the result is the same
+    whatever the thread count: determinism does not depend on the machine."""
+    global _pool
+    parts = min(threads(), max(1, n // _MIN_ROWS_PER_THREAD))
+    if parts == 1:
+        kernel(slice(0, n))
+        return
+    bounds = [n * k // parts for k in range(parts + 1)]
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="recoworld")
+    futures = [_pool.submit(kernel, slice(bounds[k], bounds[k + 1])) for k in range(1, parts)]
+    kernel(slice(bounds[0], bounds[1]))
+    for future in futures:
+        future.result()
 
 
 def _jit(fn: _F) -> _F:
@@ -63,22 +105,6 @@ def _dot(a: NDArray[np.float32], i: int, b: NDArray[np.float32], j: int) -> np.f
 
 
 @_jit
-def rows_isin(
-    query: NDArray[np.int32], table: NDArray[np.int32], rows: NDArray[np.int64]
-) -> NDArray[np.bool_]:
-    """``out[i, j]``: ``query[i, j] >= 0`` and it occurs in ``table[rows[i]]``."""
-    n, width = query.shape
-    out = np.zeros((n, width), np.bool_)
-    for i in range(n):
-        row = rows[i]
-        for j in range(width):
-            q = query[i, j]
-            if q >= 0 and _in_row(table, row, q):
-                out[i, j] = True
-    return out
-
-
-@_jit
 def rows_count(
     query: NDArray[np.int32], table: NDArray[np.int32], rows: NDArray[np.int64]
 ) -> NDArray[np.int32]:
@@ -98,23 +124,6 @@ def rows_count(
 
 
 @_jit
-def earlier_in_row(items: NDArray[np.int32]) -> NDArray[np.bool_]:
-    """``out[i, j]``: ``items[i, j] >= 0`` and it occurs at an earlier position of row ``i``."""
-    n, width = items.shape
-    out = np.zeros((n, width), np.bool_)
-    for i in range(n):
-        for j in range(1, width):
-            q = items[i, j]
-            if q < 0:
-                continue
-            for e in range(j):
-                if items[i, e] == q:
-                    out[i, j] = True
-                    break
-    return out
-
-
-@_jit
 def candidate_features(
     out: NDArray[np.float32],
     out_rows: NDArray[np.int64],
@@ -127,7 +136,7 @@ def candidate_features(
     embedding: NDArray[np.float32],
     unit: NDArray[np.float32],
 ) -> None:
-    """Write into ``out[out_rows[i]]`` (``[C, T + 4]``, zero-filled by the caller) the features
+    """Write into ``out[out_rows[i]]`` (``[C, T + 4]``; every element is written) the features
     of ``candidates[i]``: topic one-hot, popularity, quality, seen (in ``memory[users[i]]``), and
     the cosine of its embedding with ``unit[i]``, clipped to [−1, 1]."""
     n, n_cand = candidates.shape
@@ -136,6 +145,7 @@ def candidate_features(
         u, o = users[i], out_rows[i]
         for c in range(n_cand):
             item = candidates[i, c]
+            out[o, c, :n_topics] = 0.0
             out[o, c, topic[item]] = 1.0
             out[o, c, n_topics] = popularity[item]
             out[o, c, n_topics + 1] = quality[item]
@@ -146,16 +156,17 @@ def candidate_features(
 
 @_jit
 def history_shares(
+    out: NDArray[np.float32],
     memory: NDArray[np.int32],
     reaction: NDArray[np.int8],
     topic: NDArray[np.int16],
-    n_topics: int,
-) -> NDArray[np.float32]:
-    """``[N, 2T]``: per user, the topic shares of its remembered items, then of the clicked ones
-    (reaction >= 1), both over the number of remembered items."""
+) -> None:
+    """Write into ``out`` (``[n, 2T]``) per user the topic shares of its remembered items, then
+    of the clicked ones (reaction >= 1), both over the number of remembered items."""
     n, size = memory.shape
-    out = np.zeros((n, 2 * n_topics), np.float32)
+    n_topics = out.shape[1] // 2
     for i in range(n):
+        out[i, :] = 0.0
         count = 0
         for m in range(size):
             item = memory[i, m]
@@ -169,7 +180,6 @@ def history_shares(
         if count > 0:
             for t in range(2 * n_topics):
                 out[i, t] /= count
-    return out
 
 
 @_jit
@@ -268,6 +278,18 @@ def tally(
                 counter[items[i, j]] += 1
                 per_row[i] += 1
     return per_row
+
+
+@_jit
+def first_repeat_row(items: NDArray[np.int64]) -> int:
+    """The first row holding an item twice, or −1."""
+    n, k = items.shape
+    for i in range(n):
+        for j in range(1, k):
+            for e in range(j):
+                if items[i, e] == items[i, j]:
+                    return i
+    return -1
 
 
 @_jit
@@ -387,25 +409,19 @@ def respond_page(
     intent: tuple[NDArray[np.int16], NDArray[np.int16], NDArray[np.bool_], int],
     draws: NDArray[np.float32],
     params: tuple[float, ...],
-) -> tuple[
-    NDArray[np.bool_],
-    NDArray[np.bool_],
-    NDArray[np.bool_],
-    NDArray[np.bool_],
-    NDArray[np.bool_],
-    NDArray[np.bool_],
-    NDArray[np.float32],
-]:
+    out: tuple[NDArray[np.bool_], ...],
+    match_all: NDArray[np.float32],
+) -> None:
     """Each user reviews its page item by item (the numeric user model of
     :mod:`recoworld.users.numeric`; formulas on :class:`recoworld.config.UserModelConfig`).
 
     ``state`` = (taste ``[n, D]``, boredom ``[n, T]`` after the page's decay, satisfaction,
     fatigue, opinion), one row per page, updated in place; ``traits`` = (patience, conformity,
     sociability, boredom weight, position attention ``[L]``); ``intent`` = (more, less, fresh,
-    the no-topic code); ``social``: in-network item; ``draws`` ``[L, 5, n]`` uniforms (click,
-    like, share, comment, leave); ``params`` in the order of :data:`RESPOND_PARAMS`. Returns
-    (examined, clicked, liked, shared, commented, left, match: the click probability before
-    attention).
+    the no-topic code); ``social``: in-network item; ``draws`` ``[n, L, 5]`` uniforms (click,
+    like, share, comment, leave); ``params`` in the order of :data:`RESPOND_PARAMS`. Writes
+    into ``out`` = (examined, clicked, liked, shared, commented ``[n, L]``, left ``[n]``), all
+    False on entry, and ``match_all`` ``[n, L]``: the click probability before attention.
     """
     (
         w_taste,
@@ -437,15 +453,9 @@ def respond_page(
     taste, boredom, satisfaction, fatigue, opinion = state
     patience, conformity, sociability, boredom_weight, attention = traits
     more, less, fresh, no_topic = intent
+    examined, clicked, liked, shared, commented, left = out
     n, length = items.shape
     dim = taste.shape[1]
-    examined = np.zeros((n, length), np.bool_)
-    clicked = np.zeros((n, length), np.bool_)
-    liked = np.zeros((n, length), np.bool_)
-    shared = np.zeros((n, length), np.bool_)
-    commented = np.zeros((n, length), np.bool_)
-    match_all = np.zeros((n, length), np.float32)
-    left = np.zeros(n, np.bool_)
     for i in range(n):
         u = users[i]
         sat = float(satisfaction[i])
@@ -482,7 +492,7 @@ def respond_page(
                 static -= w_intent
             z = w_taste * _dot(taste, i, embedding, item) - boredom_weight[i] * boredom[i, t]
             match = _sigmoid((z + static - no_click) / temperature)
-            click = draws[r, 0, i] < match * attention[r]
+            click = draws[i, r, 0] < match * attention[r]
             examined[i, r] = True
             match_all[i, r] = match
             sat += sat_rate * (match - sat_ref)
@@ -491,9 +501,9 @@ def respond_page(
             if click:
                 clicked[i, r] = True
                 sat += click_bonus
-                liked[i, r] = draws[r, 1, i] < like_rate * match
-                shared[i, r] = draws[r, 2, i] < share_rate * sociability[i] * match
-                commented[i, r] = draws[r, 3, i] < comment_rate * sociability[i] * match
+                liked[i, r] = draws[i, r, 1] < like_rate * match
+                shared[i, r] = draws[i, r, 2] < share_rate * sociability[i] * match
+                commented[i, r] = draws[i, r, 3] < comment_rate * sociability[i] * match
                 if drift > 0:
                     norm = 0.0
                     for d in range(dim):
@@ -509,7 +519,7 @@ def respond_page(
                         opinion[i] += opinion_rate * gap
             sat = min(max(sat, 0.0), 1.5)
             risk = _sigmoid((threshold - (sat - fat)) / leave_temperature)
-            if draws[r, 4, i] < leave_hazard * risk:
+            if draws[i, r, 4] < leave_hazard * risk:
                 left[i] = True
         # Did this page honour the standing instruction?
         if more[i] != no_topic:
@@ -522,4 +532,3 @@ def respond_page(
         satisfaction[i] = sat
         fatigue[i] = fat
         opinion[i] = min(max(opinion[i], -1.0), 1.0)
-    return examined, clicked, liked, shared, commented, left, match_all

@@ -31,6 +31,7 @@ from recoworld.policies.parsing import InstructionCodes
 from recoworld.scenario import load_scenario
 from recoworld.schedule import Simulation, TickOutcome
 from recoworld.users.numeric import NumericUserModel
+from recoworld.world.population import Population
 from recoworld.world.synthetic import generate_population
 from recoworld.world.world import World
 
@@ -48,6 +49,8 @@ _CHARSET = string.ascii_letters + string.digits + string.punctuation + " —–�
 _CHARSET_SET = frozenset(_CHARSET)
 #: Per-page decay of the click centroid behind the affinity feature.
 _CENTROID_DECAY = np.float32(0.8)
+#: New users are drawn this many at a time (see ``FeedCore._draw_users``).
+_POOL = 4096
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -199,6 +202,8 @@ class FeedCore:
         self._popularity = np.zeros(world.n_items, np.float32)
         self._features: tuple[RecommendRequest | None, NDArray[np.float32]] | None = None
         self._codes = InstructionCodes(world.catalog.topic_names)
+        self._pool: Population | None = None
+        self._pool_next = 0
 
     # -- episodes ---------------------------------------------------------------------------
     def new_users(self, slots: NDArray[np.int64], rng: np.random.Generator) -> None:
@@ -209,19 +214,37 @@ class FeedCore:
             }
             self.model.config = override(self.model.config, values)
         world = self.sim.world
-        fresh, _ = generate_population(
-            replace(self.scenario.world, n_users=int(slots.size)),
-            self.model.config,
-            world.catalog,
-            rng,
-            inbox_size=world.population.inbox_size,
-        )
-        world.population.replace_users(slots, fresh)
+        fresh, start = self._draw_users(int(slots.size), rng)
+        world.population.replace_users(slots, fresh, start)
         world.population.next_active[slots] = _NEVER
         self.sim.start_sessions(slots)
         self.last[slots] = 0.0
         self.click_centroid[slots] = 0.0
         self.episode_start[slots] = world.clock.tick
+
+    def _draw_users(self, k: int, rng: np.random.Generator) -> tuple[Population, int]:
+        """``k`` new users: rows ``start:start + k`` of the returned population. Without domain
+        randomization they come from a pool drawn ``_POOL`` at a time (one call, not one per
+        reset); with it, they are drawn now, under the parameters just drawn."""
+        world = self.sim.world
+
+        def draw(n: int) -> Population:
+            pop, _ = generate_population(
+                replace(self.scenario.world, n_users=n),
+                self.model.config,
+                world.catalog,
+                rng,
+                inbox_size=world.population.inbox_size,
+            )
+            return pop
+
+        if self.config.randomize:
+            return draw(k), 0
+        if self._pool is None or self._pool_next + k > self._pool.n_users:
+            self._pool, self._pool_next = draw(max(k, _POOL)), 0
+        start = self._pool_next
+        self._pool_next += k
+        return self._pool, start
 
     def begin(self) -> RecommendRequest | None:
         """Begin the next tick: the request whose candidates the next action indexes."""
@@ -250,11 +273,13 @@ class FeedCore:
             if ((cols < 0) | (cols >= c)).any():
                 raise ConfigError(f"actions must be candidate indices in 0..{c - 1}")
             cols = _dedupe(cols, c)
-            scores = np.zeros((users.size, c), np.float32)
+            scores = None
         items = np.take_along_axis(req.candidates, cols, axis=1)
         return Slates(
             items=items,
-            scores=np.take_along_axis(scores, cols, axis=1).astype(np.float32),
+            scores=np.zeros(items.shape, np.float32)
+            if scores is None
+            else np.take_along_axis(scores, cols, axis=1).astype(np.float32),
             propensities=np.ones(items.shape, np.float32),
         )
 
@@ -299,8 +324,15 @@ class FeedCore:
         req = self.request
         if self._features is not None and self._features[0] is req:
             return self._features[1]
-        out = np.zeros((self.n_slots, self.config.n_candidates, self.n_features), np.float32)
-        if req is not None:
+        shape = (self.n_slots, self.config.n_candidates, self.n_features)
+        if req is None:
+            out = np.zeros(shape, np.float32)
+        else:
+            out = np.empty(shape, np.float32)  # the kernel writes every requesting row whole
+            if req.n < self.n_slots:
+                idle = np.ones(self.n_slots, bool)
+                idle[req.users] = False
+                out[idle] = 0.0
             centroid = self.click_centroid[req.users]
             write_features(out, req.users, self.sim.world, req, centroid, self._popularity)
         self._features = (req, out)
@@ -313,7 +345,13 @@ class FeedCore:
         t = self.n_topics
         b = self.n_slots
         slots = np.arange(b)
-        history = kernels.history_shares(pop.memory_items, pop.memory_reaction, cat.topic, t)
+        history = np.empty((b, 2 * t), np.float32)
+        kernels.by_rows(
+            lambda rows: kernels.history_shares(
+                history[rows], pop.memory_items[rows], pop.memory_reaction[rows], cat.topic
+            ),
+            b,
+        )
         hour = 2 * math.pi * clock.hour_of_day() / 24.0
         page = float(self.sim.config.feed.slate_size)
         engagement = np.stack(
@@ -369,24 +407,30 @@ def write_features(
     centroid: NDArray[np.float32],
     item_popularity: NDArray[np.float32],
 ) -> None:
-    """Write into ``out[rows]`` (``[n, C, T + 4]``, zero-filled) the features of each requesting
+    """Write into ``out[rows]`` (``[n, C, T + 4]``, every element) the features of each requesting
     user's candidates: topic one-hot, popularity, quality, already seen by the user, cosine
     affinity to ``centroid`` (``[n, D]``, e.g. the user's clicked items)."""
     cat = world.catalog
     norm = np.linalg.norm(centroid, axis=1, keepdims=True)
     unit = (centroid / np.maximum(norm, np.float32(1e-9))).astype(np.float32)
-    kernels.candidate_features(
-        out,
-        rows,
-        np.ascontiguousarray(request.candidates, dtype=np.int32),
-        request.users,
-        world.population.memory_items,
-        cat.topic,
-        item_popularity,
-        cat.quality,
-        cat.embedding,
-        unit,
-    )
+    candidates = np.ascontiguousarray(request.candidates, dtype=np.int32)
+    users = request.users
+
+    def write(part: slice) -> None:
+        kernels.candidate_features(
+            out,
+            rows[part],
+            candidates[part],
+            users[part],
+            world.population.memory_items,
+            cat.topic,
+            item_popularity,
+            cat.quality,
+            cat.embedding,
+            unit[part],
+        )
+
+    kernels.by_rows(write, request.n)
 
 
 def request_features(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from recoworld import _kernels as kernels
 from recoworld.errors import PolicyError
 
 if TYPE_CHECKING:
@@ -180,12 +181,11 @@ def validate_slates(slates: Slates, request: RecommendRequest, policy_name: str)
             f"(min {items.min()}, max {items.max()})"
         )
     if k > 1 and n:
-        ordered = np.sort(items, axis=1)
-        dup_rows = np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).any(axis=1))
-        if dup_rows.size:
+        row = kernels.first_repeat_row(np.ascontiguousarray(items, dtype=np.int64))
+        if row >= 0:
             raise PolicyError(
                 f"policy {policy_name!r} repeated an item within a slate (user "
-                f"{int(request.users[dup_rows[0]])}); slates must hold k distinct items"
+                f"{int(request.users[row])}); slates must hold k distinct items"
             )
     for name in ("scores", "propensities"):
         arr = np.asarray(getattr(slates, name))

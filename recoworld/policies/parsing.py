@@ -69,7 +69,7 @@ def _patterns(topics: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]
     return re.compile(rf"\b({cue})\b"), re.compile(rf"\b({topic})\b")
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1 << 16)  # the templated vocabulary has ~5,000 texts at 20 topics
 def parse_instruction(text: str, topics: tuple[str, ...]) -> ParsedInstruction:
     """Parse one instruction against the catalogue's topic names (see the module docstring)."""
     cue_re, topic_re = _patterns(topics)
@@ -122,16 +122,14 @@ class InstructionCodes:
 
     def __init__(self, topics: tuple[str, ...]) -> None:
         self.topics = topics
-        self.codes = np.zeros((0, 2 * len(topics) + 1), np.float32)
+        # Row i encodes instruction_texts[i]; the last row, all zeros, is "no instruction" (-1).
+        self.codes = np.zeros((1, 2 * len(topics) + 1), np.float32)
 
     def for_users(self, population: Population, users: NDArray[np.integer]) -> NDArray[np.float32]:
         """``[len(users), 2·T + 1]`` encodings of each user's standing instruction (zeros: none)."""
         texts = population.instruction_texts
-        if len(texts) > len(self.codes):
-            fresh = encode_instructions(texts[len(self.codes) :], self.topics)
-            self.codes = np.concatenate([self.codes, fresh])
-        index = population.last_instruction[users]
-        out = np.zeros((index.size, self.codes.shape[1]), np.float32)
-        has = index >= 0
-        out[has] = self.codes[index[has]]
-        return out
+        known = len(self.codes) - 1
+        if len(texts) > known:
+            fresh = encode_instructions(texts[known:], self.topics)
+            self.codes = np.concatenate([self.codes[:-1], fresh, self.codes[-1:]])
+        return self.codes[population.last_instruction[users]]

@@ -7,6 +7,8 @@ the recommender's own reading of the words.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 __all__ = ["REASONS", "render_instruction"]
@@ -37,6 +39,7 @@ _TEMPLATES: dict[str, tuple[str, ...]] = {
 }
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def render_instruction(reason: str, more: str, less: str, choice: int) -> str:
     """Text for one instruction; ``choice`` picks among the reason's phrasings."""
     templates = _TEMPLATES[reason]

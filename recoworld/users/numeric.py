@@ -128,24 +128,39 @@ class NumericUserModel(UserModel):
             np.float32
         )
         attention = np.float32(c.attention) ** np.arange(length, dtype=np.float32)
-        draws = rng.random((length, 5, n), dtype=np.float32)
+        draws = rng.random((n, length, 5), dtype=np.float32)
         # The page, item by item: match, click and engagement, mindset update, maybe leaving.
-        examined, clicked, liked, shared, commented, left, match = kernels.respond_page(
-            np.ascontiguousarray(feed.items, dtype=np.int32),
-            np.ascontiguousarray(feed.source == SOURCE_SOCIAL),
-            users,
-            pop.memory_items,
-            cat.topic,
-            cat.quality,
-            cat.social_proof(),
-            cat.embedding,
-            cat.stance,
-            (taste, boredom, satisfaction, fatigue, opinion),
-            (patience, conformity, sociability, boredom_weight, attention),
-            (more, less, fresh, NO_TOPIC),
-            draws,
-            tuple(float(getattr(c, name)) for name in kernels.RESPOND_PARAMS),
-        )
+        items = np.ascontiguousarray(feed.items, dtype=np.int32)
+        social = np.ascontiguousarray(feed.source == SOURCE_SOCIAL)
+        proof = cat.social_proof()
+        params = tuple(float(getattr(c, name)) for name in kernels.RESPOND_PARAMS)
+        state = (taste, boredom, satisfaction, fatigue, opinion)
+        traits = (patience, conformity, sociability, boredom_weight)
+        flags = (*(np.zeros((n, length), bool) for _ in range(5)), np.zeros(n, bool))
+        match = np.zeros((n, length), np.float32)
+
+        def review(rows: slice) -> None:
+            kernels.respond_page(
+                items[rows],
+                social[rows],
+                users[rows],
+                pop.memory_items,
+                cat.topic,
+                cat.quality,
+                proof,
+                cat.embedding,
+                cat.stance,
+                tuple(a[rows] for a in state),
+                (*(a[rows] for a in traits), attention),
+                (more[rows], less[rows], fresh[rows], NO_TOPIC),
+                draws[rows],
+                params,
+                tuple(a[rows] for a in flags),
+                match[rows],
+            )
+
+        kernels.by_rows(review, n)
+        examined, clicked, liked, shared, commented, left = flags
         # What the user did with what it clicked: dwell time and rating.
         m = match[clicked]
         noise = rng.standard_normal((2, m.size), dtype=np.float32)

@@ -121,25 +121,27 @@ class Population:
     def n_users(self) -> int:
         return int(self.taste.shape[0])
 
-    def replace_users(self, users: NDArray[np.integer], fresh: Population) -> None:
-        """Make rows ``users`` brand-new users: taste and traits from ``fresh`` (a population of
-        ``len(users)`` users), and every dynamic column back to its initial value."""
+    def replace_users(self, users: NDArray[np.integer], fresh: Population, start: int = 0) -> None:
+        """Make rows ``users`` brand-new users: taste and traits from rows ``start`` to
+        ``start + len(users)`` of ``fresh``, and every dynamic column back to its initial value."""
         users = np.asarray(users, dtype=np.int64)
-        if fresh.n_users != users.size:
-            raise ValueError("fresh must hold exactly one user per replaced row")
-        self.taste[users] = fresh.taste
+        rows = slice(start, start + users.size)
+        if start < 0 or fresh.n_users < rows.stop:
+            raise ValueError("fresh must hold one user per replaced row from row start")
+        self.taste[users] = fresh.taste[rows]
         for name in TRAITS:
-            getattr(self, name)[users] = getattr(fresh, name)
-        blank = Population(
-            taste=fresh.taste,
-            **{name: getattr(fresh, name) for name in TRAITS},
+            getattr(self, name)[users] = getattr(fresh, name)[rows]
+        one = slice(0, 1)
+        blank = Population(  # one new user: the initial value of every dynamic column
+            taste=fresh.taste[one],
+            **{name: getattr(fresh, name)[one] for name in TRAITS},
             n_topics=self.n_topics,
             memory_size=self.memory_size,
             inbox_size=self.inbox_size,
         )
         for f in fields(self):
             if not f.init and f.name not in ("instruction_texts", "text_index"):
-                getattr(self, f.name)[users] = getattr(blank, f.name)
+                getattr(self, f.name)[users] = getattr(blank, f.name)[0]
 
     def intern_texts(self, texts: Sequence[str]) -> NDArray[np.int64]:
         """Indices of ``texts`` in ``instruction_texts``, adding the ones not there yet."""
