@@ -1,0 +1,140 @@
+"""The compiled kernels against plain numpy statements of the same rules, and the row-parallel
+runner: results must not depend on the number of threads, and a forked child must still run."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recoworld import _kernels as kernels
+from recoworld.config import ScenarioConfig, override
+from recoworld.schedule import Simulation
+
+
+def _rows(seed: int, n: int, width: int, high: int, empty: float = 0.2) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = rng.integers(0, high, (n, width)).astype(np.int32)
+    out[rng.random((n, width)) < empty] = -1
+    return out
+
+
+@given(st.integers(0, 10_000), st.integers(1, 6), st.integers(1, 12))
+@settings(max_examples=60, deadline=None)
+def test_rows_count_matches_numpy(seed: int, width: int, memory: int) -> None:
+    query, table = _rows(seed, 7, width, 9), _rows(seed + 1, 11, memory, 9)
+    rows = np.random.default_rng(seed).integers(0, 11, 7)
+    expected = (query[:, :, None] == table[rows][:, None, :]).sum(axis=2)
+    expected[query < 0] = 0
+    assert kernels.rows_count(query, table, rows).tolist() == expected.tolist()
+
+
+@given(st.integers(0, 10_000), st.integers(1, 8), st.integers(2, 10))
+@settings(max_examples=60, deadline=None)
+def test_dedupe_and_first_repeat(seed: int, k: int, n_candidates: int) -> None:
+    k = min(k, n_candidates)
+    cols = np.random.default_rng(seed).integers(0, n_candidates, (9, k)).astype(np.int64)
+    out = kernels.dedupe_slates(cols, n_candidates)
+    assert kernels.first_repeat_row(out) == -1
+    # The documented rule, row by row: a repeat becomes the lowest index unused so far.
+    for row, got in zip(cols.tolist(), out.tolist(), strict=True):
+        used: list[int] = []
+        for c in row:
+            used.append(c if c not in used else min(set(range(n_candidates)) - set(used)))
+        assert got == used
+    repeats = [i for i, row in enumerate(cols.tolist()) if len(set(row)) < len(row)]
+    assert kernels.first_repeat_row(cols) == (repeats[0] if repeats else -1)
+
+
+def test_candidate_features_and_history_match_numpy() -> None:
+    rng = np.random.default_rng(0)
+    n, c, n_items, t, d = 50, 6, 40, 5, 4
+    cand = rng.integers(0, n_items, (n, c)).astype(np.int32)
+    users = rng.permutation(n).astype(np.int64)
+    memory = _rows(1, n, 8, n_items)
+    reaction = rng.integers(0, 3, (n, 8)).astype(np.int8)
+    topic = rng.integers(0, t, n_items).astype(np.int16)
+    popularity, quality = rng.random(n_items, np.float32), rng.random(n_items, np.float32)
+    embedding = rng.standard_normal((n_items, d)).astype(np.float32)
+    unit = rng.standard_normal((n, d)).astype(np.float32)
+    out = np.full((n, c, t + 4), np.nan, np.float32)
+    kernels.candidate_features(
+        out, users, cand, users, memory, topic, popularity, quality, embedding, unit
+    )
+    got = out[users]
+    np.testing.assert_array_equal(got[:, :, :t], np.eye(t, dtype=np.float32)[topic[cand]])
+    np.testing.assert_array_equal(got[:, :, t], popularity[cand])
+    np.testing.assert_array_equal(
+        got[:, :, t + 2], (cand[:, :, None] == memory[users][:, None]).any(2)
+    )
+    affinity = np.clip(np.einsum("ncd,nd->nc", embedding[cand], unit), -1, 1)
+    np.testing.assert_allclose(got[:, :, t + 3], affinity, rtol=1e-5, atol=1e-6)
+
+    history = np.full((n, 2 * t), np.nan, np.float32)
+    kernels.history_shares(history, memory, reaction, topic)
+    valid = memory >= 0
+    count = np.maximum(valid.sum(1), 1)[:, None]
+    for k in range(t):
+        shown = (valid & (topic[np.maximum(memory, 0)] == k)).sum(1)
+        clicked = (valid & (reaction >= 1) & (topic[np.maximum(memory, 0)] == k)).sum(1)
+        np.testing.assert_allclose(history[:, k], shown / count[:, 0], rtol=1e-6)
+        np.testing.assert_allclose(history[:, t + k], clicked / count[:, 0], rtol=1e-6)
+
+
+def _threads(monkeypatch: pytest.MonkeyPatch, threads: int) -> None:
+    """``threads`` threads, and blocks as small as 8 rows so that small batches split too."""
+    monkeypatch.setenv("RECOWORLD_THREADS", str(threads))
+    monkeypatch.setattr(kernels, "_MIN_ROWS_PER_THREAD", 8)
+
+
+def _vector_run(threads: int, monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray]:
+    _threads(monkeypatch, threads)
+    env = gym.make_vec("recoworld/Feed-v0", num_envs=500, n_items=500)
+    obs, _ = env.reset(seed=11)
+    env.action_space.seed(11)
+    seen = [obs["candidates"], obs["history"]]
+    for _ in range(4):
+        obs, reward, terminated, _, _ = env.step(env.action_space.sample())
+        seen += [obs["candidates"], obs["history"], obs["engagement"], reward, terminated]
+    env.close()
+    return seen
+
+
+def test_thread_count_does_not_change_results(
+    monkeypatch: pytest.MonkeyPatch, small_config: ScenarioConfig
+) -> None:
+    one, three = _vector_run(1, monkeypatch), _vector_run(3, monkeypatch)
+    for a, b in zip(one, three, strict=True):
+        assert a.tobytes() == b.tobytes()
+
+    def population(threads: int) -> list[bytes]:
+        _threads(monkeypatch, threads)
+        config = override(small_config, {"seed": 5})
+        sim = Simulation(config)
+        sim.run(30)
+        pop = sim.world.population
+        return [pop.satisfaction.tobytes(), pop.taste.tobytes(), pop.memory_items.tobytes()]
+
+    assert population(1) == population(3)
+
+
+def _child_step(queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    env = gym.make_vec("recoworld/Feed-v0", num_envs=500, n_items=500)
+    env.reset(seed=0)
+    _, reward, *_ = env.step(env.action_space.sample())
+    queue.put(float(reward.sum()))
+
+
+def test_a_forked_child_runs_the_parallel_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    _vector_run(2, monkeypatch)  # the parent's thread pool exists now
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_step, args=(queue,))
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == 0, "the forked child hung or failed"
+    assert queue.get(timeout=5) >= 0.0
