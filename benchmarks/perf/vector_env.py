@@ -6,7 +6,11 @@ Measures user-steps per second (one user-step = one page served to one simulated
 hits both; reports medians and the ratio. Also prints PettingZoo's ``performance_benchmark``
 (turns per second) for ``recoworld/SocialFeed-v0``. Usage::
 
-    python benchmarks/perf/vector_env.py --users 10000 --repeats 5
+    python benchmarks/perf/vector_env.py --users 10000 --repeats 7 --steps 50
+
+Each repetition resets the envs with a new seed and times the next ``--steps`` steps (the
+post-reset transient included). The numeric kernels use the process's cores
+(``RECOWORLD_THREADS``, default all, up to 8); set ``RECOWORLD_THREADS=1`` for one.
 
 Targets (issue: Gymnasium and PettingZoo faces): >= 500,000 user-steps/s at B = 10,000 on 2
 cores, and >= 20x the throughput of SyncVectorEnv over single-user envs.
@@ -25,6 +29,7 @@ from pathlib import Path
 import gymnasium as gym
 
 import recoworld
+from recoworld._kernels import threads
 
 
 def _throughput(venv: gym.vector.VectorEnv, steps: int, seed: int) -> float:
@@ -41,8 +46,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=10_000, help="B for the native env")
     parser.add_argument("--sync-users", type=int, default=32, help="B for SyncVectorEnv")
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=50, help="steps timed after each reset")
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--json", type=Path)
     opts = parser.parse_args()
     native = gym.make_vec("recoworld/Feed-v0", num_envs=opts.users)
@@ -55,6 +60,7 @@ def main() -> None:
         sync_rates.append(_throughput(sync, opts.steps, seed=r))
     ratios = [n / s for n, s in zip(native_rates, sync_rates, strict=True)]
     figures = {
+        "threads": threads(),
         "native_users": opts.users,
         "sync_users": opts.sync_users,
         "native_user_steps_per_s": statistics.median(native_rates),
@@ -65,7 +71,8 @@ def main() -> None:
     }
     print(
         f"native  B={opts.users:>6}: median {figures['native_user_steps_per_s']:>10,.0f} "
-        f"user-steps/s (min {min(native_rates):,.0f}, max {max(native_rates):,.0f})"
+        f"user-steps/s (min {min(native_rates):,.0f}, max {max(native_rates):,.0f}; "
+        f"{threads()} kernel threads)"
     )
     print(
         f"sync    B={opts.sync_users:>6}: median {figures['sync_user_steps_per_s']:>10,.0f} "

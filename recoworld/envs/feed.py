@@ -621,6 +621,9 @@ class FeedVectorEnv(gym.vector.VectorEnv):
     * ``same_step`` (Stable-Baselines3's): the step that ends an episode already returns the next
       user's first observation; the final one is in ``info["final_obs"]`` (an object array, set
       where ``info["_final_obs"]``). Final observations carry no candidates (all zeros).
+
+    The users' page review and the observation's candidate features run on all the cores the
+    process may use (``RECOWORLD_THREADS`` to set how many); results do not depend on the count.
     """
 
     def __init__(
