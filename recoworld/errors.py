@@ -7,8 +7,10 @@ and what to do. The CLI turns these into one line on stderr and exit status 2.
 from __future__ import annotations
 
 __all__ = [
+    "BudgetExceeded",
     "ConfigError",
     "DependencyNotInstalled",
+    "LLMError",
     "PolicyError",
     "RecoworldError",
     "RenderModeError",
@@ -47,3 +49,12 @@ class RenderModeError(ConfigError, TypeError):
 
 class DependencyNotInstalled(RecoworldError, ImportError):
     """An optional heavy dependency is missing; the message names the extra to install."""
+
+
+class LLMError(RecoworldError):
+    """A language-model server could not be used (unreachable after retries, rejected the
+    request, or answered with something unusable); the message names the endpoint and the fix."""
+
+
+class BudgetExceeded(LLMError):
+    """The run's LLM budget (tokens or money) is spent; no further calls are made."""

@@ -1,0 +1,509 @@
+"""A synchronous batch client over any OpenAI-compatible server (OpenAI, vLLM, SGLang, Ollama,
+llama.cpp), built on the ``openai`` package.
+
+The simulation's step is synchronous; the concurrency lives here. :meth:`LLMClient.chat` takes a
+batch of requests, keeps up to ``concurrency`` of them in flight on an event loop of its own (a
+background thread, so it also works where an event loop is already running, e.g. Jupyter), and
+returns the results **in the order of the requests**, whatever order they finished in.
+
+Per request: the response cache is consulted first (an exact replay makes no server call); else
+an endpoint is chosen (least busy or round robin); transport errors, HTTP 429 and 5xx are retried
+with exponential backoff and a deterministic jitter, other errors are not; a JSON schema is
+enforced through ``response_format`` where the server accepts it (OpenAI's ``json_schema``, then
+llama.cpp's ``json_object`` with a schema), else by instructions; the output is validated and an
+invalid one is sent back once (``repair_rounds``) with the validation error. Nothing raises for a
+single bad call: the result says what happened (``valid``, ``error``), and :attr:`usage` counts
+it. The API key is read from the environment and never logged, stored or hashed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from recoworld.errors import BudgetExceeded, ConfigError, DependencyNotInstalled
+from recoworld.llm.cache import ResponseCache, request_key
+from recoworld.llm.config import LLMConfig
+
+__all__ = ["ChatRequest", "ChatResult", "LLMClient", "Usage"]
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_MODES = ("json_schema", "json_object", "prompt")
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One chat completion: ``messages`` (``{"role", "content"}``), an optional JSON ``schema``
+    the reply must satisfy, a ``tag`` naming whom it is for (accounting, e.g. ``"user:42"``),
+    and an optional ``max_tokens`` overriding the configuration's."""
+
+    messages: tuple[Mapping[str, str], ...]
+    schema: Mapping[str, Any] | None = None
+    tag: str = ""
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    """What became of one request.
+
+    ``text``: the final reply (after repair); ``data``: its parsed JSON when a schema was given
+    and the reply satisfies it; ``valid``: a reply was obtained and (with a schema) satisfies it;
+    ``cached``: every server answer it needed came from the cache; ``repaired``: valid only after
+    a repair round; ``invalid_outputs``: replies that failed validation; ``calls``: server calls
+    made (0 when cached); ``prompt_tokens`` / ``completion_tokens``: summed over its calls;
+    ``latency_s``: wall time of its calls; ``key``: the request's content hash (the cache key;
+    no secret in it); ``error``: why there is no valid reply, if there is none.
+    """
+
+    text: str
+    data: Any
+    valid: bool
+    cached: bool
+    repaired: bool
+    invalid_outputs: int
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    key: str
+    tag: str
+    error: str | None = None
+
+
+@dataclass
+class Usage:
+    """Running totals of a client (or of one tag)."""
+
+    requests: int = 0
+    calls: int = 0
+    cached: int = 0
+    retries: int = 0
+    invalid: int = 0
+    repaired: int = 0
+    failed: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "requests": self.requests,
+            "calls": self.calls,
+            "cached": self.cached,
+            "retries": self.retries,
+            "invalid": self.invalid,
+            "repaired": self.repaired,
+            "failed": self.failed,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost_usd": self.cost_usd,
+        }
+
+
+@dataclass
+class _Raw:
+    """One server answer (or the failure to get one)."""
+
+    text: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached: bool = False
+    calls: int = 0
+    retries: int = 0
+    latency_s: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class _Batch:
+    """State shared by the requests of one :meth:`LLMClient.chat` call."""
+
+    fresh: dict[str, dict[str, Any]] = field(default_factory=dict)
+    retries: int = 0
+
+
+def validate(text: str, schema: Mapping[str, Any]) -> tuple[Any, str | None]:
+    """``(data, None)`` when ``text`` is JSON satisfying ``schema``, else ``(None, reason)``."""
+    import jsonschema
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"not JSON ({exc.msg} at character {exc.pos})"
+    errors = sorted(
+        jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path)
+    )
+    if errors:
+        where = "/".join(str(p) for p in errors[0].absolute_path) or "the top level"
+        return None, f"at {where}: {errors[0].message}"
+    return data, None
+
+
+class LLMClient:
+    """Batches of chat completions against one or more OpenAI-compatible endpoints.
+
+    Use as a context manager, or call :meth:`close`. ``api_key`` overrides the environment
+    variable named by ``config.api_key_env``.
+    """
+
+    def __init__(self, config: LLMConfig, *, api_key: str | None = None) -> None:
+        try:
+            import jsonschema  # noqa: F401
+            import openai
+        except ImportError as exc:
+            raise DependencyNotInstalled(
+                "LLM users need the openai client: pip install 'recoworld[llm]'"
+            ) from exc
+        self.config = config.with_environment()
+        if not self.config.model:
+            raise ConfigError(
+                "llm.model: no model name; set llm.model in the scenario, --llm-model, or "
+                "OPENAI_MODEL"
+            )
+        self.endpoints = self.config.endpoints()
+        key = api_key or os.environ.get(self.config.api_key_env) or "none"
+        self._openai = openai
+        self._modes = [
+            0 if self.config.structured == "auto" else _MODES.index(self.config.structured)
+            for _ in self.endpoints
+        ]
+        self._inflight = [0] * len(self.endpoints)
+        self._next = 0
+        self.cache = ResponseCache(self.config.cache) if self.config.cache else None
+        self.usage = Usage()
+        self.by_tag: dict[str, Usage] = {}
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="recoworld-llm", daemon=True
+        )
+        self._thread.start()
+        self._clients = self._run(self._open(key))
+        self._semaphore: asyncio.Semaphore = self._run(self._make_semaphore())
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"LLMClient(model={self.config.model!r}, endpoints={list(self.endpoints)!r})"
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def _run(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    async def _open(self, key: str) -> list[Any]:
+        return [
+            self._openai.AsyncOpenAI(
+                base_url=url, api_key=key, timeout=self.config.timeout_s, max_retries=0
+            )
+            for url in self.endpoints
+        ]
+
+    async def _make_semaphore(self) -> asyncio.Semaphore:
+        return asyncio.Semaphore(self.config.concurrency)
+
+    async def _close_clients(self) -> None:
+        for client in self._clients:
+            await client.close()
+
+    def close(self) -> None:
+        """Close the connections, the event loop and the cache."""
+        if self._loop.is_closed():
+            return
+        self._run(self._close_clients())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+        if self.cache is not None:
+            self.cache.close()
+
+    def __enter__(self) -> LLMClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- budget -----------------------------------------------------------------------------
+    def _spent(self, prompt: int, completion: int) -> float:
+        c = self.config
+        return (prompt * c.price_prompt_per_1k + completion * c.price_completion_per_1k) / 1000
+
+    def budget_left(self) -> bool:
+        """Whether the token and money budgets still allow calls."""
+        c, u = self.config, self.usage
+        if c.budget_tokens is not None and u.tokens >= c.budget_tokens:
+            return False
+        return not (c.budget_usd is not None and u.cost_usd >= c.budget_usd)
+
+    # -- the batch call ---------------------------------------------------------------------
+    def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
+        """Complete ``requests`` concurrently; results in request order.
+
+        Raises :class:`BudgetExceeded` if the budget was already spent before this batch; a
+        budget spent during the batch fails the requests not yet sent (``error="budget"``).
+        """
+        if not self.budget_left():
+            raise BudgetExceeded(
+                f"the LLM budget is spent ({self.usage.tokens:,} tokens, "
+                f"${self.usage.cost_usd:.4f}); raise llm.budget_tokens / llm.budget_usd to go on"
+            )
+        if not requests:
+            return []
+        batch = _Batch()
+        results = self._run(self._gather(requests, batch))
+        if self.cache is not None:
+            self.cache.put_many(batch.fresh)
+        self.usage.retries += batch.retries
+        for result in results:
+            for usage in (self.usage, self.by_tag.setdefault(result.tag, Usage())):
+                usage.requests += 1
+                usage.calls += result.calls
+                usage.cached += int(result.cached)
+                usage.invalid += result.invalid_outputs
+                usage.repaired += int(result.repaired)
+                usage.failed += int(not result.valid)
+                usage.prompt_tokens += result.prompt_tokens
+                usage.completion_tokens += result.completion_tokens
+                if not result.cached:
+                    usage.cost_usd += self._spent(result.prompt_tokens, result.completion_tokens)
+        return results
+
+    async def _gather(self, requests: Sequence[ChatRequest], batch: _Batch) -> list[ChatResult]:
+        self._batch_tokens = self.usage.tokens
+        self._batch_cost = self.usage.cost_usd
+        return list(await asyncio.gather(*(self._one(r, batch) for r in requests)))
+
+    async def _one(self, request: ChatRequest, batch: _Batch) -> ChatResult:
+        messages = [dict(m) for m in request.messages]
+        max_tokens = request.max_tokens or self.config.max_tokens
+        key = request_key(self.config.model, messages, self._params(request.schema, max_tokens))
+        raw = await self._call(messages, request.schema, max_tokens, batch)
+        total = _Raw(
+            text=raw.text,
+            prompt_tokens=raw.prompt_tokens,
+            completion_tokens=raw.completion_tokens,
+            cached=raw.cached,
+            calls=raw.calls,
+            latency_s=raw.latency_s,
+            error=raw.error,
+        )
+        data: Any = None
+        repaired = False
+        invalid = 0
+        if raw.error is None and request.schema is not None:
+            data, problem = validate(raw.text, request.schema)
+            invalid += problem is not None
+            rounds = 0
+            while problem is not None and rounds < self.config.repair_rounds:
+                rounds += 1
+                messages = [
+                    *messages,
+                    {"role": "assistant", "content": raw.text},
+                    {
+                        "role": "user",
+                        "content": f"That reply is invalid: {problem}. Reply with the "
+                        "corrected JSON only.",
+                    },
+                ]
+                raw = await self._call(messages, request.schema, max_tokens, batch)
+                total.prompt_tokens += raw.prompt_tokens
+                total.completion_tokens += raw.completion_tokens
+                total.calls += raw.calls
+                total.cached = total.cached and raw.cached
+                total.latency_s += raw.latency_s
+                if raw.error is not None:
+                    problem = raw.error
+                    break
+                total.text = raw.text
+                data, problem = validate(raw.text, request.schema)
+                invalid += problem is not None
+            repaired = problem is None and rounds > 0
+            total.error = problem
+        return ChatResult(
+            text=total.text,
+            data=data,
+            valid=total.error is None,
+            cached=total.cached,
+            repaired=repaired,
+            invalid_outputs=invalid,
+            calls=total.calls,
+            prompt_tokens=total.prompt_tokens,
+            completion_tokens=total.completion_tokens,
+            latency_s=total.latency_s,
+            key=key,
+            tag=request.tag,
+            error=total.error,
+        )
+
+    def _params(self, schema: Mapping[str, Any] | None, max_tokens: int) -> dict[str, Any]:
+        c = self.config
+        return {
+            "temperature": c.temperature,
+            "max_tokens": max_tokens,
+            "seed": c.seed,
+            "schema": schema,
+        }
+
+    def _pick(self) -> int:
+        if len(self.endpoints) == 1:
+            return 0
+        if self.config.routing == "round_robin":
+            self._next = (self._next + 1) % len(self.endpoints)
+            return self._next
+        return min(range(len(self.endpoints)), key=lambda e: self._inflight[e])
+
+    def _over_budget(self, batch: _Batch) -> bool:
+        c = self.config
+        tokens = self._batch_tokens + sum(
+            e["prompt_tokens"] + e["completion_tokens"] for e in batch.fresh.values()
+        )
+        if c.budget_tokens is not None and tokens >= c.budget_tokens:
+            return True
+        if c.budget_usd is None:
+            return False
+        cost = self._batch_cost + sum(
+            self._spent(e["prompt_tokens"], e["completion_tokens"]) for e in batch.fresh.values()
+        )
+        return cost >= c.budget_usd
+
+    def _format(self, mode: int, schema: Mapping[str, Any] | None) -> dict[str, Any]:
+        if schema is None or _MODES[mode] == "prompt":
+            return {}
+        if _MODES[mode] == "json_schema":
+            return {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "reply", "schema": dict(schema)},
+                }
+            }
+        return {"response_format": {"type": "json_object", "schema": dict(schema)}}
+
+    @staticmethod
+    def _instructed(
+        messages: list[dict[str, str]], schema: Mapping[str, Any] | None, mode: str
+    ) -> list[dict[str, str]]:
+        """Messages as sent: with a schema the server does not enforce, say it in words."""
+        if schema is None or mode != "prompt":
+            return messages
+        note = "Reply with one JSON value only, matching this JSON schema: " + json.dumps(
+            schema, sort_keys=True, separators=(",", ":")
+        )
+        return [*messages, {"role": "system", "content": note}]
+
+    async def _call(
+        self,
+        messages: list[dict[str, str]],
+        schema: Mapping[str, Any] | None,
+        max_tokens: int,
+        batch: _Batch,
+    ) -> _Raw:
+        c, errors = self.config, self._openai
+        key = request_key(c.model, messages, self._params(schema, max_tokens))
+        known = batch.fresh.get(key)
+        if known is None and self.cache is not None:
+            known = self.cache.get_many([key]).get(key)
+        if known is not None:
+            return _Raw(
+                text=known["text"],
+                prompt_tokens=known["prompt_tokens"],
+                completion_tokens=known["completion_tokens"],
+                cached=True,
+            )
+        async with self._semaphore:
+            if self._over_budget(batch):
+                return _Raw(error="budget")
+            attempt, last = 0, ""
+            while True:
+                endpoint = self._pick()
+                mode = self._modes[endpoint]
+                kwargs: dict[str, Any] = {
+                    "model": c.model,
+                    "messages": self._instructed(messages, schema, _MODES[mode]),
+                    "temperature": c.temperature,
+                    "max_tokens": max_tokens,
+                    **self._format(mode, schema),
+                }
+                if c.seed is not None:
+                    kwargs["seed"] = c.seed
+                self._inflight[endpoint] += 1
+                start = time.perf_counter()
+                try:
+                    reply = await self._clients[endpoint].chat.completions.create(**kwargs)
+                except (errors.BadRequestError, errors.UnprocessableEntityError) as exc:
+                    if (
+                        schema is not None
+                        and c.structured == "auto"
+                        and mode + 1 < len(_MODES)
+                        and "response_format" in kwargs
+                    ):
+                        logger.info(
+                            "endpoint %s rejected response_format %s; trying %s",
+                            self.endpoints[endpoint],
+                            _MODES[mode],
+                            _MODES[mode + 1],
+                        )
+                        self._modes[endpoint] = mode + 1
+                        continue
+                    return _Raw(error=f"HTTP {exc.status_code}: {_brief(exc)}", calls=1)
+                except (
+                    errors.APIConnectionError,  # includes timeouts
+                    errors.RateLimitError,
+                    errors.InternalServerError,
+                ) as exc:
+                    last = _brief(exc)
+                    if attempt >= c.max_retries:
+                        return _Raw(
+                            error=f"gave up after {attempt + 1} attempts: {last}",
+                            calls=attempt + 1,
+                        )
+                    batch.retries += 1
+                    wait = min(c.backoff_max_s, c.backoff_s * 2**attempt)
+                    jitter = random.Random(f"{key}:{attempt}").uniform(0.5, 1.0)
+                    attempt += 1
+                    await asyncio.sleep(wait * jitter)
+                    continue
+                except errors.APIStatusError as exc:
+                    if exc.status_code >= 500 and attempt < c.max_retries:
+                        batch.retries += 1
+                        attempt += 1
+                        await asyncio.sleep(min(c.backoff_max_s, c.backoff_s * 2**attempt))
+                        continue
+                    return _Raw(error=f"HTTP {exc.status_code}: {_brief(exc)}", calls=attempt + 1)
+                finally:
+                    self._inflight[endpoint] -= 1
+                latency = time.perf_counter() - start
+                choice = reply.choices[0] if reply.choices else None
+                text = (choice.message.content if choice is not None else None) or ""
+                usage = reply.usage
+                raw = _Raw(
+                    text=text,
+                    prompt_tokens=int(usage.prompt_tokens) if usage else 0,
+                    completion_tokens=int(usage.completion_tokens) if usage else 0,
+                    calls=attempt + 1,
+                    latency_s=latency,
+                )
+                batch.fresh[key] = {
+                    "model": c.model,
+                    "text": text,
+                    "prompt_tokens": raw.prompt_tokens,
+                    "completion_tokens": raw.completion_tokens,
+                    "finish_reason": choice.finish_reason if choice is not None else None,
+                }
+                return raw
+
+
+def _brief(exc: BaseException) -> str:
+    """A one-line description of a client error (never containing the request's headers)."""
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {message}".splitlines()[0][:300]
