@@ -24,8 +24,10 @@ from numpy.typing import NDArray
 
 __all__ = [
     "RESPOND_PARAMS",
+    "apply_page",
     "by_rows",
     "candidate_features",
+    "click_measures",
     "dedupe_slates",
     "first_repeat_row",
     "history_shares",
@@ -35,7 +37,6 @@ __all__ = [
     "respond_page",
     "rows_count",
     "take_inbox",
-    "tally",
     "threads",
 ]
 
@@ -253,31 +254,86 @@ def remember_page(
 
 @_jit
 def newest_first(
-    ring: NDArray[np.int32], ptr: NDArray[np.int32], users: NDArray[np.int64]
-) -> NDArray[np.int32]:
-    """``[len(users), size]``: each user's ring buffer read from its newest entry back."""
+    out: NDArray[np.int32],
+    ring: NDArray[np.int32],
+    ptr: NDArray[np.int32],
+    users: NDArray[np.int64],
+) -> None:
+    """Write into ``out[i]`` the ring buffer of ``users[i]``, read from its newest entry back."""
     size = ring.shape[1]
-    out = np.empty((users.shape[0], size), np.int32)
     for i in range(users.shape[0]):
         u = users[i]
         for s in range(size):
             out[i, s] = ring[u, (ptr[u] - 1 - s) % size]
-    return out
 
 
 @_jit
-def tally(
-    counter: NDArray[np.int64], items: NDArray[np.int32], mask: NDArray[np.bool_]
-) -> NDArray[np.int32]:
-    """``counter[items[i, j]] += 1`` where ``mask[i, j]``; returns the count of each row."""
-    n, width = items.shape
-    per_row = np.zeros(n, np.int32)
-    for i in range(n):
-        for j in range(width):
-            if mask[i, j]:
-                counter[items[i, j]] += 1
-                per_row[i] += 1
-    return per_row
+def apply_page(
+    users: NDArray[np.int64],
+    items: NDArray[np.int32],
+    valid: NDArray[np.bool_],
+    flags: tuple[
+        NDArray[np.bool_],
+        NDArray[np.bool_],
+        NDArray[np.bool_],
+        NDArray[np.bool_],
+        NDArray[np.bool_],
+    ],
+    counters: tuple[
+        NDArray[np.int64],
+        NDArray[np.int64],
+        NDArray[np.int64],
+        NDArray[np.int64],
+        NDArray[np.int64],
+    ],
+    memory: tuple[NDArray[np.int32], NDArray[np.int8], NDArray[np.int32]],
+    session: tuple[NDArray[np.int32], NDArray[np.int32]],
+) -> tuple[int, int, int]:
+    """Stage 6 bookkeeping of one page per user (``users`` distinct), in one pass.
+
+    ``flags`` = (examined, clicked, liked, shared, commented) ``[n, L]``; ``counters`` = the
+    catalogue's (impressions, clicks, likes, shares, comments); ``memory`` = (items, reaction,
+    ptr) rings, each examined item appended in page order with its reaction (3 shared, 2 liked,
+    1 clicked, 0 skipped); ``session`` = (items examined, clicks) per user, incremented. Returns
+    the totals (shown, examined, clicked).
+    """
+    examined, clicked, liked, shared, commented = flags
+    impressions, clicks, likes, shares, comments = counters
+    ring_items, ring_reaction, ring_ptr = memory
+    session_items, session_clicks = session
+    size = ring_items.shape[1]
+    shown_total = examined_total = clicked_total = 0
+    for i in range(users.shape[0]):
+        u = users[i]
+        for r in range(items.shape[1]):
+            if not valid[i, r]:
+                continue
+            item = items[i, r]
+            impressions[item] += 1
+            shown_total += 1
+            if not examined[i, r]:
+                continue
+            reaction = 0
+            if clicked[i, r]:
+                clicks[item] += 1
+                clicked_total += 1
+                session_clicks[u] += 1
+                reaction = 1
+                if liked[i, r]:
+                    likes[item] += 1
+                    reaction = 2
+                if shared[i, r]:
+                    shares[item] += 1
+                    reaction = 3
+                if commented[i, r]:
+                    comments[item] += 1
+            slot = ring_ptr[u] % size
+            ring_items[u, slot] = item
+            ring_reaction[u, slot] = reaction
+            ring_ptr[u] += 1
+            session_items[u] += 1
+            examined_total += 1
+    return shown_total, examined_total, clicked_total
 
 
 @_jit
@@ -313,10 +369,9 @@ def dedupe_slates(cols: NDArray[np.int64], n_candidates: int) -> NDArray[np.int6
 
 @_jit
 def page_summary(
-    clicked: NDArray[np.bool_],
-    liked: NDArray[np.bool_],
-    shared: NDArray[np.bool_],
-    commented: NDArray[np.bool_],
+    reward: NDArray[np.float32],
+    last: NDArray[np.float32],
+    engaged: tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_]],
     examined: NDArray[np.bool_],
     dwell: NDArray[np.float32],
     items: NDArray[np.int32],
@@ -325,13 +380,12 @@ def page_summary(
     centroid: NDArray[np.float32],
     rows: NDArray[np.int64],
     decay: float,
-) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """Per page: the weighted engagement reward (click, like, share, comment weights) and
-    (examined, clicks, likes, mean dwell of clicks); decays ``centroid[rows[i]]`` and adds the
-    embeddings of the clicked items."""
+) -> None:
+    """Per page ``i``: ``reward[i]``, the engagement weighted by ``weights`` over ``engaged`` =
+    (clicked, liked, shared, commented), and ``last[i]`` = (examined, clicks, likes, mean dwell
+    of clicks); decays ``centroid[rows[i]]`` and adds the embeddings of the clicked items."""
+    clicked, liked, shared, commented = engaged
     n, length = clicked.shape
-    reward = np.zeros(n, np.float32)
-    last = np.zeros((n, 4), np.float32)
     dim = embedding.shape[1]
     for i in range(n):
         o = rows[i]
@@ -354,7 +408,31 @@ def page_summary(
         last[i, 1] = clicks
         last[i, 2] = likes
         last[i, 3] = dwell_sum / max(clicks, 1)
-    return reward, last
+
+
+@_jit
+def click_measures(
+    clicked: NDArray[np.bool_],
+    match: NDArray[np.float32],
+    noise: NDArray[np.float32],
+    dwell_seconds: float,
+    dwell_sigma: float,
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Dwell and 1–5 rating of each click (0 and NaN elsewhere); the ``j``-th click in row-major
+    order uses ``noise[:, j]``: dwell ``dwell_seconds · exp(dwell_sigma·ε₀) · (½ + m)``, rating
+    ``clip(rint(1 + 4m + 0.6·ε₁), 1, 5)``."""
+    n, length = clicked.shape
+    dwell = np.zeros((n, length), np.float32)
+    rating = np.full((n, length), np.nan, np.float32)
+    j = 0
+    for i in range(n):
+        for r in range(length):
+            if clicked[i, r]:
+                m = match[i, r]
+                dwell[i, r] = dwell_seconds * math.exp(dwell_sigma * noise[0, j]) * (0.5 + m)
+                rating[i, r] = min(max(np.rint(1.0 + 4.0 * m + 0.6 * noise[1, j]), 1.0), 5.0)
+                j += 1
+    return dwell, rating
 
 
 @_jit

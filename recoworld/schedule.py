@@ -407,28 +407,24 @@ class Simulation:
         pop.boredom[users] = r.boredom
         pop.taste[users] = r.taste
         pop.opinion[users] = r.opinion
-        reaction = np.where(r.shared, 3, np.where(r.liked, 2, np.where(r.clicked, 1, 0))).astype(
-            np.int8
+        shown, examined, clicks = kernels.apply_page(
+            users,
+            np.ascontiguousarray(feed.items, np.int32),
+            feed.valid,
+            (r.examined, r.clicked, r.liked, r.shared, r.commented),
+            (cat.impressions, cat.clicks, cat.likes, cat.shares, cat.comments),
+            (pop.memory_items, pop.memory_reaction, pop.memory_ptr),
+            (pop.session_items, pop.session_clicks),
         )
-        pop.remember(users, feed.items, reaction, mask=r.examined)
-        items = np.ascontiguousarray(feed.items, np.int32)
-        shown = kernels.tally(cat.impressions, items, feed.valid)
-        clicks = kernels.tally(cat.clicks, items, r.clicked)
-        kernels.tally(cat.likes, items, r.liked)
-        kernels.tally(cat.comments, items, r.commented)
-        examined = kernels.tally(np.zeros(cat.n_items, np.int64), items, r.examined)
         pop.session_pages[users] += 1
-        pop.session_items[users] += examined
-        pop.session_clicks[users] += clicks
         pop.pages_since_instruction[users] += 1
-        kernels.tally(cat.shares, items, r.shared)
         row, rank = np.nonzero(r.shared)
         sharers = users[row]
         shared_items = feed.items[row, rank]
         recipients = deliver_shares(pop, world.graph, sharers, shared_items)
-        self.totals.impressions += int(shown.sum())
-        self.totals.examined += int(examined.sum())
-        self.totals.clicks += int(clicks.sum())
+        self.totals.impressions += shown
+        self.totals.examined += examined
+        self.totals.clicks += clicks
         self.totals.shares += int(row.size)
         return {
             "user": sharers,
@@ -450,7 +446,8 @@ class Simulation:
             pop.intent_fresh[who] = np.asarray(instr.constraint, dtype=object) == "fresh"
             pop.session_instructions[who] += 1
             pop.pages_since_instruction[who] = 0
-            pop.last_instruction[who] = pop.intern_texts(instr.text)
+            ids = instr.text_ids
+            pop.last_instruction[who] = pop.intern_texts(instr.text) if ids is None else ids
             self.totals.instructions += len(instr)
         return instr
 
@@ -587,6 +584,8 @@ class Simulation:
                 },
             )
             rec.commit(t)
+        if not getattr(self.policy, "wants_feedback", True):
+            return
         self.policy.update(
             Feedback(
                 tick=t,

@@ -49,7 +49,7 @@ _CHARSET = string.ascii_letters + string.digits + string.punctuation + " —–�
 _CHARSET_SET = frozenset(_CHARSET)
 #: Per-page decay of the click centroid behind the affinity feature.
 _CENTROID_DECAY = np.float32(0.8)
-#: New users are drawn this many at a time (see ``FeedCore._draw_users``).
+#: New users are drawn at least this many (and at least B) at a time (``FeedCore._draw_users``).
 _POOL = 4096
 
 
@@ -131,6 +131,7 @@ class AgentPolicy:
     through ``end_tick`` / ``compose``, never through ``recommend``."""
 
     name = "agent"
+    wants_feedback = False  # the agent learns from the environment's rewards
 
     def recommend(self, request: RecommendRequest) -> Slates:
         raise RuntimeError("the agent acts through the environment's step()")
@@ -241,7 +242,7 @@ class FeedCore:
         if self.config.randomize:
             return draw(k), 0
         if self._pool is None or self._pool_next + k > self._pool.n_users:
-            self._pool, self._pool_next = draw(max(k, _POOL)), 0
+            self._pool, self._pool_next = draw(max(k, _POOL, self.n_slots)), 0
         start = self._pool_next
         self._pool_next += k
         return self._pool, start
@@ -290,20 +291,28 @@ class FeedCore:
         reward = np.zeros(self.n_slots, np.float32)
         if outcome.responses is not None and outcome.feed is not None:
             r, slots = outcome.responses, outcome.feed.users
-            reward[slots], self.last[slots] = kernels.page_summary(
-                r.clicked,
-                r.liked,
-                r.shared,
-                r.commented,
-                r.examined,
-                r.dwell,
-                np.ascontiguousarray(outcome.feed.items, np.int32),
-                self.sim.world.catalog.embedding,
-                REWARD_WEIGHTS,
-                self.click_centroid,
-                slots,
-                float(_CENTROID_DECAY),
-            )
+            items = np.ascontiguousarray(outcome.feed.items, np.int32)
+            embedding = self.sim.world.catalog.embedding
+            n = slots.size
+            page_reward, last = np.empty(n, np.float32), np.empty((n, 4), np.float32)
+
+            def summarize(rows: slice) -> None:
+                kernels.page_summary(
+                    page_reward[rows],
+                    last[rows],
+                    (r.clicked[rows], r.liked[rows], r.shared[rows], r.commented[rows]),
+                    r.examined[rows],
+                    r.dwell[rows],
+                    items[rows],
+                    embedding,
+                    REWARD_WEIGHTS,
+                    self.click_centroid,
+                    slots[rows],
+                    float(_CENTROID_DECAY),
+                )
+
+            kernels.by_rows(summarize, n)
+            reward[slots], self.last[slots] = page_reward, last
         self.request = None
         return outcome, reward
 

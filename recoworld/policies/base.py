@@ -3,7 +3,8 @@
 A policy is any object with ``name``, ``recommend(request) -> Slates`` and
 ``update(feedback) -> None`` — no inheritance needed (a :class:`typing.Protocol`). A policy that
 sets ``privileged = True`` also receives the users' hidden state (:class:`OracleView`); such a
-policy is an upper bound for analysis, never a deployable recommender.
+policy is an upper bound for analysis, never a deployable recommender. A policy that sets
+``wants_feedback = False`` is not sent ``update`` calls (the schedule then skips building them).
 """
 
 from __future__ import annotations

@@ -70,7 +70,9 @@ class Instructions:
 
     ``text`` is what the platform sees. The ground-truth intent — ``more`` / ``less`` topic index
     (−1 none), ``constraint`` (e.g. ``"fresh"``: nothing already seen; ``""`` none) — and the
-    ``reason`` and disengagement ``risk`` are logged for evaluation only.
+    ``reason`` and disengagement ``risk`` are logged for evaluation only. ``text_ids``, when a
+    model has interned the texts itself (:meth:`Population.intern_texts`), are their indices in
+    ``Population.instruction_texts``; otherwise the schedule interns them.
     """
 
     users: NDArray[np.int64]
@@ -80,6 +82,7 @@ class Instructions:
     constraint: list[str]
     reason: list[str]
     risk: NDArray[np.float32]
+    text_ids: NDArray[np.int64] | None = None
 
     @classmethod
     def empty(cls) -> Instructions:

@@ -20,7 +20,7 @@ from recoworld import _kernels as kernels
 from recoworld.config import UserModelConfig
 from recoworld.users.base import SOURCE_SOCIAL, Feed, Instructions, Responses, ReturnPlan, UserModel
 from recoworld.users.instructions import REASONS, render_instruction, template_count
-from recoworld.world.population import NO_TOPIC
+from recoworld.world.population import NO_TOPIC, Population
 
 if TYPE_CHECKING:
     from recoworld.world.world import World
@@ -38,43 +38,49 @@ def sigmoid(x: NDArray[np.floating]) -> NDArray[np.float32]:
 
 
 class _Phrasebook:
-    """Instruction texts by (reason, topic asked for, topic avoided, phrasing), each rendered
-    once per catalogue and kept: the same words recur across users and ticks."""
+    """Instruction texts by phrase (reason, topic asked for, topic avoided, phrasing): each is
+    rendered and interned into the population's text table once; later uses are a gather."""
 
     def __init__(self) -> None:
         self.names: tuple[str, ...] = ()
-        self.texts: dict[int, str] = {}
+        self.owner: list[str] | None = None
+        self.ids = np.zeros(0, np.int64)
 
     def render(
         self,
+        population: Population,
         reason_code: NDArray[np.integer],
         more: NDArray[np.integer],
         avoid: NDArray[np.integer],
         choice: NDArray[np.integer],
         names: tuple[str, ...],
-    ) -> tuple[list[str], list[str], list[str]]:
-        """Texts, reasons and constraints of a batch of instructions."""
-        if names != self.names:
-            self.names, self.texts = names, {}
+    ) -> tuple[list[str], NDArray[np.int64], list[str], list[str]]:
+        """Texts, their ids in ``population.instruction_texts``, reasons and constraints."""
         t, n_choice = len(names), template_count()
+        if names != self.names or population.instruction_texts is not self.owner:
+            self.names, self.owner = names, population.instruction_texts
+            self.ids = np.full(len(REASONS) * t * t * n_choice, -1, np.int64)
         key = (reason_code.astype(np.int64) * t + more) * t + avoid
         key = key * n_choice + choice % n_choice
-        unique, inverse = np.unique(key, return_inverse=True)
-        rendered = []
-        for k in unique.tolist():
-            text = self.texts.get(k)
-            if text is None:
+        ids = self.ids[key]
+        missing = np.unique(key[ids < 0])
+        if missing.size:
+            texts = []
+            for k in missing.tolist():
                 rest, phrasing = divmod(k, n_choice)
                 rest, less_topic = divmod(rest, t)
                 reason, more_topic = divmod(rest, t)
-                text = self.texts[k] = render_instruction(
-                    REASONS[reason], names[more_topic], names[less_topic], phrasing
+                texts.append(
+                    render_instruction(
+                        REASONS[reason], names[more_topic], names[less_topic], phrasing
+                    )
                 )
-            rendered.append(text)
-        texts = np.array(rendered, dtype=object)[inverse].tolist()
+            self.ids[missing] = population.intern_texts(texts)
+            ids = self.ids[key]
+        texts_out = population.text_table()[ids].tolist()
         reasons = np.array(REASONS, dtype=object)[reason_code].tolist()
         constraint = np.array(["", "", "fresh"], dtype=object)[reason_code].tolist()
-        return texts, reasons, constraint
+        return texts_out, ids, reasons, constraint
 
 
 class NumericUserModel(UserModel):
@@ -162,12 +168,10 @@ class NumericUserModel(UserModel):
         kernels.by_rows(review, n)
         examined, clicked, liked, shared, commented, left = flags
         # What the user did with what it clicked: dwell time and rating.
-        m = match[clicked]
-        noise = rng.standard_normal((2, m.size), dtype=np.float32)
-        dwell = np.zeros((n, length), np.float32)
-        dwell[clicked] = c.dwell_seconds * np.exp(c.dwell_sigma * noise[0]) * (0.5 + m)
-        rating = np.full((n, length), np.nan, np.float32)
-        rating[clicked] = np.clip(np.rint(1.0 + 4.0 * m + 0.6 * noise[1]), 1.0, 5.0)
+        noise = rng.standard_normal((2, int(np.count_nonzero(clicked))), dtype=np.float32)
+        dwell, rating = kernels.click_measures(
+            clicked, match, noise, c.dwell_seconds, c.dwell_sigma
+        )
         return Responses(
             examined=examined,
             clicked=clicked,
@@ -233,8 +237,8 @@ class NumericUserModel(UserModel):
         more = want.argmax(axis=1).astype(np.int16)
         # A repetition complaint asks for fresh items, not against a topic.
         less = np.where(reason_code == 2, NO_TOPIC, avoid).astype(np.int16)
-        texts, reason_list, constraint = self._phrases.render(
-            reason_code, more, avoid, choice[sel], cat.topic_names
+        texts, text_ids, reason_list, constraint = self._phrases.render(
+            pop, reason_code, more, avoid, choice[sel], cat.topic_names
         )
         pop.satisfaction[who] = np.minimum(
             pop.satisfaction[who] + np.float32(c.instruction_hope), np.float32(1.5)
@@ -247,6 +251,7 @@ class NumericUserModel(UserModel):
             constraint=constraint,
             reason=reason_list,
             risk=risk[sel].astype(np.float32),
+            text_ids=text_ids,
         )
 
     def plan_return(

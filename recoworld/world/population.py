@@ -76,6 +76,7 @@ class Population:
     last_instruction: NDArray[np.int64] = field(init=False)
     instruction_texts: list[str] = field(init=False)
     text_index: dict[str, int] = field(init=False, repr=False)
+    _text_table: NDArray[np.object_] | None = field(init=False, repr=False)
     memory_items: NDArray[np.int32] = field(init=False)
     memory_reaction: NDArray[np.int8] = field(init=False)
     memory_ptr: NDArray[np.int32] = field(init=False)
@@ -110,6 +111,7 @@ class Population:
         self.last_instruction = np.full(n, -1, dtype=np.int64)
         self.instruction_texts = []
         self.text_index = {}
+        self._text_table = None
         self.memory_items = np.full((n, self.memory_size), -1, dtype=np.int32)
         self.memory_reaction = np.zeros((n, self.memory_size), dtype=np.int8)
         self.memory_ptr = np.zeros(n, dtype=np.int32)
@@ -140,7 +142,7 @@ class Population:
             inbox_size=self.inbox_size,
         )
         for f in fields(self):
-            if not f.init and f.name not in ("instruction_texts", "text_index"):
+            if not f.init and f.name not in ("instruction_texts", "text_index", "_text_table"):
                 getattr(self, f.name)[users] = getattr(blank, f.name)[0]
 
     def intern_texts(self, texts: Sequence[str]) -> NDArray[np.int64]:
@@ -157,8 +159,15 @@ class Population:
 
     def texts_of(self, users: NDArray[np.integer]) -> list[str | None]:
         """The standing instruction text of each of ``users`` (``None``: none this session)."""
-        table = np.array([*self.instruction_texts, None], dtype=object)
-        return list(table[self.last_instruction[users]])
+        return list(self.text_table()[self.last_instruction[users]])
+
+    def text_table(self) -> NDArray[np.object_]:
+        """``instruction_texts`` as an object array with ``None`` appended, so that indexing it
+        by ``last_instruction`` maps −1 to ``None`` (rebuilt only when texts were added)."""
+        texts, table = self.instruction_texts, self._text_table
+        if table is None or len(table) != len(texts) + 1:
+            table = self._text_table = np.array([*texts, None], dtype=object)
+        return table
 
     def remember(
         self,
@@ -189,7 +198,15 @@ class Population:
 
     def recent_items(self, users: NDArray[np.int64]) -> NDArray[np.int32]:
         """Memory of ``users``, newest first (``[len(users), memory_size]``, −1 where empty)."""
-        return kernels.newest_first(self.memory_items, self.memory_ptr, np.asarray(users, np.int64))
+        users = np.asarray(users, np.int64)
+        out = np.empty((users.size, self.memory_size), np.int32)
+        kernels.by_rows(
+            lambda rows: kernels.newest_first(
+                out[rows], self.memory_items, self.memory_ptr, users[rows]
+            ),
+            users.size,
+        )
+        return out
 
     def instruction_text(self, user: int) -> str | None:
         """The last reflective instruction ``user`` gave in this session, or ``None``."""
