@@ -402,11 +402,12 @@ class Simulation:
     def _6_apply(self, feed: Feed, r: Responses) -> dict[str, NDArray]:
         world, pop, cat = self.world, self.world.population, self.world.catalog
         users = feed.users
-        pop.satisfaction[users] = r.satisfaction
-        pop.fatigue[users] = r.fatigue
-        pop.boredom[users] = r.boredom
-        pop.taste[users] = r.taste
-        pop.opinion[users] = r.opinion
+        rows = pop.selector(users)
+        pop.satisfaction[rows] = r.satisfaction
+        pop.fatigue[rows] = r.fatigue
+        pop.boredom[rows] = r.boredom
+        pop.taste[rows] = r.taste
+        pop.opinion[rows] = r.opinion
         shown, examined, clicks = kernels.apply_page(
             users,
             np.ascontiguousarray(feed.items, np.int32),
@@ -416,8 +417,8 @@ class Simulation:
             (pop.memory_items, pop.memory_reaction, pop.memory_ptr),
             (pop.session_items, pop.session_clicks),
         )
-        pop.session_pages[users] += 1
-        pop.pages_since_instruction[users] += 1
+        pop.session_pages[rows] += 1
+        pop.pages_since_instruction[rows] += 1
         row, rank = np.nonzero(r.shared)
         sharers = users[row]
         shared_items = feed.items[row, rank]

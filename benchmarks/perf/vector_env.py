@@ -8,9 +8,11 @@ hits both; reports medians and the ratio. Also prints PettingZoo's ``performance
 
     python benchmarks/perf/vector_env.py --users 10000 --repeats 7 --steps 50
 
-Each repetition resets the envs with a new seed and times the next ``--steps`` steps (the
-post-reset transient included). The numeric kernels use the process's cores
-(``RECOWORLD_THREADS``, default all, up to 8); set ``RECOWORLD_THREADS=1`` for one.
+Each repetition resets the envs with a new seed, runs ``--warmup`` untimed steps (the first pages
+after a reset, when every user is brand new, cost more; a training run resets once) and times the
+next ``--steps`` steps, in which users keep leaving and being replaced by autoreset. The numeric
+kernels use the process's cores (``RECOWORLD_THREADS``, default all, up to 8); set
+``RECOWORLD_THREADS=1`` for one.
 
 Targets (issue: Gymnasium and PettingZoo faces): >= 500,000 user-steps/s at B = 10,000 on 2
 cores, and >= 20x the throughput of SyncVectorEnv over single-user envs.
@@ -32,12 +34,16 @@ import recoworld
 from recoworld._kernels import threads
 
 
-def _throughput(venv: gym.vector.VectorEnv, steps: int, seed: int) -> float:
+def _throughput(venv: gym.vector.VectorEnv, steps: int, seed: int, warmup: int = 0) -> float:
+    """User-steps/s over ``steps`` steps, after a reset with ``seed`` and ``warmup`` untimed
+    steps (training runs reset once, then live in the autoreset steady state)."""
     venv.reset(seed=seed)
     venv.action_space.seed(seed)
-    actions = [venv.action_space.sample() for _ in range(steps)]
+    actions = [venv.action_space.sample() for _ in range(warmup + steps)]
+    for a in actions[:warmup]:
+        venv.step(a)
     start = time.perf_counter()
-    for a in actions:
+    for a in actions[warmup:]:
         venv.step(a)
     return steps * venv.num_envs / (time.perf_counter() - start)
 
@@ -47,6 +53,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=10_000, help="B for the native env")
     parser.add_argument("--sync-users", type=int, default=32, help="B for SyncVectorEnv")
     parser.add_argument("--steps", type=int, default=50, help="steps timed after each reset")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed steps after each reset")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--json", type=Path)
     opts = parser.parse_args()
@@ -56,8 +63,8 @@ def main() -> None:
     _throughput(sync, 3, seed=99)
     native_rates, sync_rates = [], []
     for r in range(opts.repeats):
-        native_rates.append(_throughput(native, opts.steps, seed=r))
-        sync_rates.append(_throughput(sync, opts.steps, seed=r))
+        native_rates.append(_throughput(native, opts.steps, seed=r, warmup=opts.warmup))
+        sync_rates.append(_throughput(sync, opts.steps, seed=r, warmup=opts.warmup))
     ratios = [n / s for n, s in zip(native_rates, sync_rates, strict=True)]
     figures = {
         "threads": threads(),

@@ -119,17 +119,18 @@ class NumericUserModel(UserModel):
         c, pop, cat = self.config, world.population, world.catalog
         users = feed.users
         n, length = feed.items.shape
-        satisfaction = pop.satisfaction[users].copy()
-        fatigue = pop.fatigue[users].copy()
-        boredom = pop.boredom[users] * np.float32(1.0 - c.boredom_decay)
-        taste = pop.taste[users].copy()
-        opinion = pop.opinion[users].copy()
-        patience = pop.patience[users]
-        diversity = pop.diversity[users]
-        conformity = pop.conformity[users]
-        sociability = pop.sociability[users]
-        more, less = pop.intent_more[users], pop.intent_less[users]
-        fresh = pop.intent_fresh[users]
+        rows = pop.selector(users)  # a view of every column when the page is everyone's
+        satisfaction = np.array(pop.satisfaction[rows])
+        fatigue = np.array(pop.fatigue[rows])
+        boredom = pop.boredom[rows] * np.float32(1.0 - c.boredom_decay)
+        taste = np.array(pop.taste[rows])
+        opinion = np.array(pop.opinion[rows])
+        patience = pop.patience[rows]
+        diversity = pop.diversity[rows]
+        conformity = pop.conformity[rows]
+        sociability = pop.sociability[rows]
+        more, less = pop.intent_more[rows], pop.intent_less[rows]
+        fresh = pop.intent_fresh[rows]
         boredom_weight = (np.float32(c.w_boredom) * (np.float32(0.5) + diversity)).astype(
             np.float32
         )
@@ -145,24 +146,24 @@ class NumericUserModel(UserModel):
         flags = (*(np.zeros((n, length), bool) for _ in range(5)), np.zeros(n, bool))
         match = np.zeros((n, length), np.float32)
 
-        def review(rows: slice) -> None:
+        def review(part: slice) -> None:
             kernels.respond_page(
-                items[rows],
-                social[rows],
-                users[rows],
+                items[part],
+                social[part],
+                users[part],
                 pop.memory_items,
                 cat.topic,
                 cat.quality,
                 proof,
                 cat.embedding,
                 cat.stance,
-                tuple(a[rows] for a in state),
-                (*(a[rows] for a in traits), attention),
-                (more[rows], less[rows], fresh[rows], NO_TOPIC),
-                draws[rows],
+                tuple(a[part] for a in state),
+                (*(a[part] for a in traits), attention),
+                (more[part], less[part], fresh[part], NO_TOPIC),
+                draws[part],
                 params,
-                tuple(a[rows] for a in flags),
-                match[rows],
+                tuple(a[part] for a in flags),
+                match[part],
             )
 
         kernels.by_rows(review, n)

@@ -145,6 +145,16 @@ class Population:
             if not f.init and f.name not in ("instruction_texts", "text_index", "_text_table"):
                 getattr(self, f.name)[users] = getattr(blank, f.name)[0]
 
+    def selector(self, users: NDArray[np.integer]) -> slice | NDArray[np.integer]:
+        """``users`` as an index into the columns: ``slice(None)`` when they are every user in
+        order (so reads are views and writes are plain copies, not gathers and scatters)."""
+        n = self.n_users
+        if users.size == n and (
+            n == 0 or (users[0] == 0 and users[-1] == n - 1 and bool((np.diff(users) > 0).all()))
+        ):
+            return slice(None)
+        return users
+
     def intern_texts(self, texts: Sequence[str]) -> NDArray[np.int64]:
         """Indices of ``texts`` in ``instruction_texts``, adding the ones not there yet."""
         index, table = self.text_index, self.instruction_texts
