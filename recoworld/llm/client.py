@@ -19,6 +19,7 @@ it. The API key is read from the environment and never logged, stored or hashed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -137,17 +138,21 @@ class _Batch:
     retries: int = 0
 
 
-def validate(text: str, schema: Mapping[str, Any]) -> tuple[Any, str | None]:
-    """``(data, None)`` when ``text`` is JSON satisfying ``schema``, else ``(None, reason)``."""
+@functools.lru_cache(maxsize=256)
+def _validator(schema_json: str) -> Any:
     import jsonschema
 
+    return jsonschema.Draft202012Validator(json.loads(schema_json))
+
+
+def validate(text: str, schema: Mapping[str, Any]) -> tuple[Any, str | None]:
+    """``(data, None)`` when ``text`` is JSON satisfying ``schema``, else ``(None, reason)``."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, f"not JSON ({exc.msg} at character {exc.pos})"
-    errors = sorted(
-        jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path)
-    )
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.path))
     if errors:
         where = "/".join(str(p) for p in errors[0].absolute_path) or "the top level"
         return None, f"at {where}: {errors[0].message}"
