@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _MODES = ("json_schema", "json_object", "prompt")
+#: Requests in flight per underlying client (connection pool) at full concurrency.
+_CONNECTIONS_PER_CLIENT = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +191,7 @@ class LLMClient:
         ]
         self._inflight = [0] * len(self.endpoints)
         self._next = 0
+        self._shard = 0
         self.cache = ResponseCache(self.config.cache) if self.config.cache else None
         self.usage = Usage()
         self.by_tag: dict[str, Usage] = {}
@@ -207,11 +210,17 @@ class LLMClient:
     def _run(self, coro: Coroutine[Any, Any, _T]) -> _T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    async def _open(self, key: str) -> list[Any]:
+    async def _open(self, key: str) -> list[list[Any]]:
+        # Several clients per endpoint, each with a small connection pool: one pool holding
+        # hundreds of connections spends more CPU finding a free one than sending the request.
+        shards = max(1, -(-self.config.concurrency // _CONNECTIONS_PER_CLIENT))
         return [
-            self._openai.AsyncOpenAI(
-                base_url=url, api_key=key, timeout=self.config.timeout_s, max_retries=0
-            )
+            [
+                self._openai.AsyncOpenAI(
+                    base_url=url, api_key=key, timeout=self.config.timeout_s, max_retries=0
+                )
+                for _ in range(shards)
+            ]
             for url in self.endpoints
         ]
 
@@ -219,8 +228,9 @@ class LLMClient:
         return asyncio.Semaphore(self.config.concurrency)
 
     async def _close_clients(self) -> None:
-        for client in self._clients:
-            await client.close()
+        for shards in self._clients:
+            for client in shards:
+                await client.close()
 
     def close(self) -> None:
         """Close the connections, the event loop and the cache."""
@@ -428,7 +438,7 @@ class LLMClient:
         async with self._semaphore:
             if self._over_budget(batch):
                 return _Raw(error="budget")
-            attempt, last = 0, ""
+            attempt = 0
             while True:
                 endpoint = self._pick()
                 mode = self._modes[endpoint]
@@ -444,14 +454,26 @@ class LLMClient:
                 self._inflight[endpoint] += 1
                 start = time.perf_counter()
                 try:
-                    reply = await self._clients[endpoint].chat.completions.create(**kwargs)
-                except (errors.BadRequestError, errors.UnprocessableEntityError) as exc:
+                    # The client's low-level POST: the same transport, auth and error types as
+                    # chat.completions.create, without its per-request parameter and response
+                    # model conversions (which cost more CPU than the rest of the call).
+                    shards = self._clients[endpoint]
+                    self._shard = (self._shard + 1) % len(shards)
+                    reply = await shards[self._shard].post(
+                        "/chat/completions", body=kwargs, cast_to=dict
+                    )
+                except (errors.APIConnectionError, errors.APIStatusError) as exc:
+                    status = getattr(exc, "status_code", None)  # None: transport error
                     if (
-                        schema is not None
+                        status is not None
+                        and schema is not None
                         and c.structured == "auto"
                         and mode + 1 < len(_MODES)
                         and "response_format" in kwargs
+                        and "response_format" in str(exc)
                     ):
+                        # A server that does not take this output format says so in the error
+                        # (400 or 422; llama-cpp-python's server answers 500): next format.
                         logger.info(
                             "endpoint %s rejected response_format %s; trying %s",
                             self.endpoints[endpoint],
@@ -460,16 +482,11 @@ class LLMClient:
                         )
                         self._modes[endpoint] = mode + 1
                         continue
-                    return _Raw(error=f"HTTP {exc.status_code}: {_brief(exc)}", calls=1)
-                except (
-                    errors.APIConnectionError,  # includes timeouts
-                    errors.RateLimitError,
-                    errors.InternalServerError,
-                ) as exc:
-                    last = _brief(exc)
-                    if attempt >= c.max_retries:
+                    if status is not None and status != 429 and status < 500:
+                        return _Raw(error=f"HTTP {status}: {_brief(exc)}", calls=attempt + 1)
+                    if attempt >= c.max_retries:  # transport errors, 429 and 5xx are retried
                         return _Raw(
-                            error=f"gave up after {attempt + 1} attempts: {last}",
+                            error=f"gave up after {attempt + 1} attempts: {_brief(exc)}",
                             calls=attempt + 1,
                         )
                     batch.retries += 1
@@ -478,32 +495,27 @@ class LLMClient:
                     attempt += 1
                     await asyncio.sleep(wait * jitter)
                     continue
-                except errors.APIStatusError as exc:
-                    if exc.status_code >= 500 and attempt < c.max_retries:
-                        batch.retries += 1
-                        attempt += 1
-                        await asyncio.sleep(min(c.backoff_max_s, c.backoff_s * 2**attempt))
-                        continue
-                    return _Raw(error=f"HTTP {exc.status_code}: {_brief(exc)}", calls=attempt + 1)
                 finally:
                     self._inflight[endpoint] -= 1
                 latency = time.perf_counter() - start
-                choice = reply.choices[0] if reply.choices else None
-                text = (choice.message.content if choice is not None else None) or ""
-                usage = reply.usage
+                choices = reply.get("choices") or [{}]
+                choice = choices[0] if isinstance(choices[0], dict) else {}
+                message = choice.get("message") or {}
+                text = message.get("content") or ""
+                usage = reply.get("usage") or {}
                 raw = _Raw(
-                    text=text,
-                    prompt_tokens=int(usage.prompt_tokens) if usage else 0,
-                    completion_tokens=int(usage.completion_tokens) if usage else 0,
+                    text=str(text),
+                    prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                    completion_tokens=int(usage.get("completion_tokens") or 0),
                     calls=attempt + 1,
                     latency_s=latency,
                 )
                 batch.fresh[key] = {
                     "model": c.model,
-                    "text": text,
+                    "text": raw.text,
                     "prompt_tokens": raw.prompt_tokens,
                     "completion_tokens": raw.completion_tokens,
-                    "finish_reason": choice.finish_reason if choice is not None else None,
+                    "finish_reason": choice.get("finish_reason"),
                 }
                 return raw
 
