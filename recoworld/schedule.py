@@ -499,6 +499,9 @@ class Simulation:
         pop = self.world.population
         users = feed.users
         valid = feed.valid  # boolean-mask gathers keep np.nonzero's (row, rank) order
+        wants_feedback = getattr(self.policy, "wants_feedback", True)
+        if self.recorder is None and not wants_feedback:
+            return
         row, rank = np.nonzero(valid)
         if self.recorder is not None:
             rec = self.recorder
@@ -585,7 +588,7 @@ class Simulation:
                 },
             )
             rec.commit(t)
-        if not getattr(self.policy, "wants_feedback", True):
+        if not wants_feedback:
             return
         self.policy.update(
             Feedback(
