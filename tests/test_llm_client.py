@@ -220,3 +220,13 @@ def test_validate_and_stub_examples_agree() -> None:
     assert data["action"] == "skip"
     assert validate('{"action": "dance", "why": ""}', SCHEMA)[1] is not None
     assert "not JSON" in (validate('{"action": ', SCHEMA)[1] or "")
+
+
+def test_a_reply_that_is_not_json_fails_that_request_only() -> None:
+    with (
+        StubServer(faults=lambda n: "garbage" if n == 1 else None) as stub,
+        LLMClient(_config(stub, concurrency=1)) as client,
+    ):
+        results = client.chat(_requests(3))
+    assert [r.valid for r in results] == [True, False, True]
+    assert (results[1].error or "").startswith("unusable reply")

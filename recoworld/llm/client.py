@@ -497,8 +497,12 @@ class LLMClient:
                     attempt += 1
                     await asyncio.sleep(wait * jitter)
                     continue
+                except (errors.APIError, ValueError) as exc:  # e.g. a body that is not JSON
+                    return _Raw(error=f"unusable reply: {_brief(exc)}", calls=attempt + 1)
                 finally:
                     self._inflight[endpoint] -= 1
+                if not isinstance(reply, dict):
+                    return _Raw(error="unusable reply: not a JSON object", calls=attempt + 1)
                 latency = time.perf_counter() - start
                 choices = reply.get("choices") or [{}]
                 choice = choices[0] if isinstance(choices[0], dict) else {}

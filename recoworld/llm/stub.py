@@ -61,9 +61,9 @@ class StubServer:
         concurrency: requests served at once; the rest wait their turn.
         reply: ``f(request_body) -> str`` giving the reply text (default: JSON from the
             request's schema, else a sentence).
-        faults: ``f(n) -> None | "500" | "429" | "truncate" | "hang" | "drop"`` for the n-th
-            request (0-based): fail it, cut its JSON, never answer in time, or close the
-            connection.
+        faults: ``f(n) -> None | "500" | "429" | "truncate" | "hang" | "drop" | "garbage"`` for
+            the n-th request (0-based): fail it, cut its JSON, never answer in time, close the
+            connection, or answer 200 with a body that is not JSON.
         prompt_tokens / completion_tokens: the usage reported per reply.
         received / served / peak: requests received, answered with a completion, and the most
             in the server at once.
@@ -193,6 +193,12 @@ class StubServer:
             if fault in ("500", "429"):
                 message = "injected failure" if fault == "500" else "slow down"
                 self._send(writer, int(fault), {"error": {"message": message, "type": "stub"}})
+                return True
+            if fault == "garbage":  # a 200 whose body is not JSON at all
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 9\r\nConnection: keep-alive\r\n\r\nnot json!"
+                )
                 return True
             text = self._text(request)
             if fault == "truncate":
