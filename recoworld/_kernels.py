@@ -230,6 +230,22 @@ def take_inbox(
 
 
 @_jit
+def _remember(
+    ring_items: NDArray[np.int32],
+    ring_reaction: NDArray[np.int8],
+    ring_ptr: NDArray[np.int32],
+    user: int,
+    item: int,
+    reaction: int,
+) -> None:
+    """Append ``(item, reaction)`` to ``user``'s memory ring, overwriting its oldest entry."""
+    slot = ring_ptr[user] % ring_items.shape[1]
+    ring_items[user, slot] = item
+    ring_reaction[user, slot] = reaction
+    ring_ptr[user] += 1
+
+
+@_jit
 def remember_page(
     memory_items: NDArray[np.int32],
     memory_reaction: NDArray[np.int8],
@@ -241,15 +257,12 @@ def remember_page(
 ) -> None:
     """Append each examined ``items[i, j]`` (in page order) with its reaction to the memory ring
     of ``users[i]`` (distinct users)."""
-    size = memory_items.shape[1]
     for i in range(users.shape[0]):
-        u = users[i]
         for j in range(items.shape[1]):
             if examined[i, j]:
-                slot = memory_ptr[u] % size
-                memory_items[u, slot] = items[i, j]
-                memory_reaction[u, slot] = reaction[i, j]
-                memory_ptr[u] += 1
+                _remember(
+                    memory_items, memory_reaction, memory_ptr, users[i], items[i, j], reaction[i, j]
+                )
 
 
 @_jit
@@ -301,7 +314,6 @@ def apply_page(
     impressions, clicks, likes, shares, comments = counters
     ring_items, ring_reaction, ring_ptr = memory
     session_items, session_clicks = session
-    size = ring_items.shape[1]
     shown_total = examined_total = clicked_total = 0
     for i in range(users.shape[0]):
         u = users[i]
@@ -327,10 +339,7 @@ def apply_page(
                     reaction = 3
                 if commented[i, r]:
                     comments[item] += 1
-            slot = ring_ptr[u] % size
-            ring_items[u, slot] = item
-            ring_reaction[u, slot] = reaction
-            ring_ptr[u] += 1
+            _remember(ring_items, ring_reaction, ring_ptr, u, item, reaction)
             session_items[u] += 1
             examined_total += 1
     return shown_total, examined_total, clicked_total

@@ -7,7 +7,6 @@ They need ``llama-cpp-python[server]`` (compiled from source; ``.ci/run`` instal
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from recoworld.llm import ChatRequest, LLMClient, LLMConfig
+from recoworld.llm.stub import free_port
 from tests.conftest import ROOT
 
 MODELS = ROOT.parent / "shared" / "models"
@@ -42,18 +42,12 @@ def _require_server() -> None:
         pytest.skip("llama-cpp-python[server] is not installed (.ci/run installs it)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Server:
     """``python -m llama_cpp.server`` on a free port, with its log in ``log``."""
 
     def __init__(self, model: str, log: Path, n_ctx: int = 512) -> None:
         _require_server()
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.log = log
         self.proc = subprocess.Popen(

@@ -312,8 +312,8 @@ class LLMClient:
     async def _one(self, request: ChatRequest, batch: _Batch) -> ChatResult:
         messages = [dict(m) for m in request.messages]
         max_tokens = request.max_tokens or self.config.max_tokens
-        key = request_key(self.config.model, messages, self._params(request.schema, max_tokens))
-        raw = await self._call(messages, request.schema, max_tokens, batch)
+        key = self._key(messages, request.schema, max_tokens)
+        raw = await self._call(key, messages, request.schema, max_tokens, batch)
         total = _Raw(
             text=raw.text,
             prompt_tokens=raw.prompt_tokens,
@@ -341,7 +341,13 @@ class LLMClient:
                         "corrected JSON only.",
                     },
                 ]
-                raw = await self._call(messages, request.schema, max_tokens, batch)
+                raw = await self._call(
+                    self._key(messages, request.schema, max_tokens),
+                    messages,
+                    request.schema,
+                    max_tokens,
+                    batch,
+                )
                 total.prompt_tokens += raw.prompt_tokens
                 total.completion_tokens += raw.completion_tokens
                 total.calls += raw.calls
@@ -371,14 +377,18 @@ class LLMClient:
             error=total.error,
         )
 
-    def _params(self, schema: Mapping[str, Any] | None, max_tokens: int) -> dict[str, Any]:
+    def _key(
+        self, messages: list[dict[str, str]], schema: Mapping[str, Any] | None, max_tokens: int
+    ) -> str:
+        """The cache key of one server call: everything that determines its reply."""
         c = self.config
-        return {
+        params = {
             "temperature": c.temperature,
             "max_tokens": max_tokens,
             "seed": c.seed,
             "schema": schema,
         }
+        return request_key(c.model, messages, params)
 
     def _pick(self) -> int:
         if len(self.endpoints) == 1:
@@ -420,13 +430,13 @@ class LLMClient:
 
     async def _call(
         self,
+        key: str,
         messages: list[dict[str, str]],
         schema: Mapping[str, Any] | None,
         max_tokens: int,
         batch: _Batch,
     ) -> _Raw:
         c, errors = self.config, self._openai
-        key = request_key(c.model, messages, self._params(schema, max_tokens))
         known = batch.fresh.get(key)
         if known is None and self.cache is not None:
             known = self.cache.get_many([key]).get(key)
