@@ -87,7 +87,13 @@ def _jit(fn: _F) -> _F:
     return cast(_F, nb.njit(cache=True, nogil=True, error_model="numpy")(fn))
 
 
-@_jit
+def _inline(fn: _F) -> _F:
+    """A helper of the kernels, inlined into its callers at numba IR level: a plain call
+    passing arrays costs reference counting per call, which doubled the per-candidate loops."""
+    return cast(_F, nb.njit(inline="always", nogil=True, error_model="numpy")(fn))
+
+
+@_inline
 def _in_row(table: NDArray[np.int32], row: int, value: int) -> bool:
     # No early exit: the branch-free loop vectorizes, and a hit is the rare case.
     found = False
@@ -96,7 +102,7 @@ def _in_row(table: NDArray[np.int32], row: int, value: int) -> bool:
     return found
 
 
-@_jit
+@_inline
 def _dot(a: NDArray[np.float32], i: int, b: NDArray[np.float32], j: int) -> np.float32:
     """``a[i] · b[j]``, summed in float32 in index order (the same on every machine)."""
     s = np.float32(0.0)
@@ -229,7 +235,7 @@ def take_inbox(
     return out_items, out_from
 
 
-@_jit
+@_inline
 def _remember(
     ring_items: NDArray[np.int32],
     ring_reaction: NDArray[np.int8],
@@ -444,7 +450,7 @@ def click_measures(
     return dwell, rating
 
 
-@_jit
+@_inline
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 

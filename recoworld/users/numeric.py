@@ -216,7 +216,9 @@ class NumericUserModel(UserModel):
             return Instructions.empty()
         who = users[sel]
         boredom = pop.boredom[who]
-        affinity = pop.taste[who] @ cat.topic_centroids.T
+        # einsum, not ``@``: a BLAS call here would wake OpenBLAS's thread pool every tick,
+        # whose spinning threads then take the core the kernels run on.
+        affinity = np.einsum("nd,td->nt", pop.taste[who], cat.topic_centroids)
         page = page_items[sel]
         valid = page >= 0
         page_topics = np.where(valid, cat.topic[np.maximum(page, 0)], -1)

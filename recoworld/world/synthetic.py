@@ -106,7 +106,8 @@ def generate_population(
     mix = rng.dirichlet(np.full(n_topics, config.taste_concentration), size=n)
     main_topic = mix.argmax(axis=1).astype(np.int16)
     noise = rng.standard_normal((n, config.embedding_dim)) * (0.25 / np.sqrt(config.embedding_dim))
-    taste = _unit_rows(mix @ catalog.topic_centroids + noise)
+    # einsum, not ``@``: no BLAS (its spinning thread pool) on the per-tick path of new users.
+    taste = _unit_rows(np.einsum("nt,td->nd", mix, catalog.topic_centroids) + noise)
     activity = rng.gamma(2.0, users.activity_mean / 2.0, size=n).astype(np.float32)
     population = Population(
         taste=taste,
