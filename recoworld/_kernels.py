@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 import numba as nb
@@ -31,6 +31,7 @@ __all__ = [
     "dedupe_slates",
     "first_repeat_row",
     "history_shares",
+    "in_background",
     "newest_first",
     "page_summary",
     "remember_page",
@@ -41,10 +42,12 @@ __all__ = [
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 
 #: Below this many rows a kernel runs on the calling thread alone.
 _MIN_ROWS_PER_THREAD = 2048
 _pool: ThreadPoolExecutor | None = None
+_background: ThreadPoolExecutor | None = None
 
 
 def threads() -> int:
@@ -57,8 +60,8 @@ def threads() -> int:
 
 
 def _forget_pool() -> None:
-    global _pool
-    _pool = None  # a forked child has none of its parent's threads
+    global _pool, _background
+    _pool = _background = None  # a forked child has none of its parent's threads
 
 
 os.register_at_fork(after_in_child=_forget_pool)
@@ -80,6 +83,16 @@ def by_rows(kernel: Callable[[slice], object], n: int) -> None:
     kernel(slice(bounds[0], bounds[1]))
     for future in futures:
         future.result()
+
+
+def in_background(fn: Callable[[], _T]) -> Future[_T]:
+    """Run ``fn()`` on one background thread, in submission order, away from the row-parallel
+    kernels' threads (work that releases the GIL, such as numpy's bulk random draws, then uses
+    the core the main thread leaves idle). ``fn`` must own whatever it mutates."""
+    global _background
+    if _background is None:
+        _background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recoworld-bg")
+    return _background.submit(fn)
 
 
 def _jit(fn: _F) -> _F:

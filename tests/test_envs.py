@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import gymnasium as gym
@@ -183,6 +184,34 @@ def test_native_vector_env_is_the_registered_fast_path() -> None:
         assert reward.shape == (8,)
         done_seen |= bool(terminated.any() or truncated.any())
     assert done_seen
+
+
+def _vector_rollout(steps: int, pause: float) -> list[tuple]:
+    venv = gym.make_vec("recoworld/Feed-v0", num_envs=600, n_items=300)
+    obs, _ = venv.reset(seed=5)
+    venv.action_space.seed(5)
+    out: list[tuple] = [obs]
+    for _ in range(steps):
+        time.sleep(pause)  # the next pool of new users is drawn meanwhile, or not yet
+        obs, reward, terminated, truncated, _ = venv.step(venv.action_space.sample())
+        out.append((obs, reward, terminated, truncated))
+    return out
+
+
+def test_vector_env_is_deterministic_across_background_new_user_pools() -> None:
+    from recoworld.envs.feed import FeedVectorEnv
+
+    venv = gym.make_vec("recoworld/Feed-v0", num_envs=600, n_items=300)
+    venv.reset(seed=5)
+    core = venv.unwrapped.core
+    assert isinstance(venv.unwrapped, FeedVectorEnv)
+    assert core is not None
+    steps = 0
+    while core._pool_next <= 600:  # run until users from past the first B rows arrive
+        venv.step(venv.action_space.sample())
+        steps += 1
+    steps += 200  # ... and well into the next pool (4096 users each)
+    assert deep_equal(_vector_rollout(steps, 0.0), _vector_rollout(steps, 0.002))
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import string
 import typing
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -205,6 +206,8 @@ class FeedCore:
         self._codes = InstructionCodes(world.catalog.topic_names)
         self._pool: Population | None = None
         self._pool_next = 0
+        self._next_pool: Future[Population] | None = None
+        self._arrivals = self.sim.rng.generator("arrivals")  # new users' stream (_draw_users)
 
     # -- episodes ---------------------------------------------------------------------------
     def new_users(self, slots: NDArray[np.int64], rng: np.random.Generator) -> None:
@@ -224,28 +227,38 @@ class FeedCore:
         self.episode_start[slots] = world.clock.tick
 
     def _draw_users(self, k: int, rng: np.random.Generator) -> tuple[Population, int]:
-        """``k`` new users: rows ``start:start + k`` of the returned population. Without domain
-        randomization they come from a pool drawn ``_POOL`` at a time (one call, not one per
-        reset); with it, they are drawn now, under the parameters just drawn."""
-        world = self.sim.world
+        """``k`` new users: rows ``start:start + k`` of the returned population.
 
-        def draw(n: int) -> Population:
-            pop, _ = generate_population(
-                replace(self.scenario.world, n_users=n),
-                self.model.config,
-                world.catalog,
-                rng,
-                inbox_size=world.population.inbox_size,
-            )
-            return pop
-
+        Without domain randomization they come from pools of ``max(_POOL, B)`` users drawn from
+        the core's own ``arrivals`` stream, the next pool drawn on a background thread while
+        this one is used up (the draws release the GIL). Only that thread touches the stream and
+        pools are drawn one after another, so their content does not depend on timing. With
+        randomization, users are drawn now with ``rng``, under the parameters just drawn."""
         if self.config.randomize:
-            return draw(k), 0
+            return self._generate(k, rng), 0
         if self._pool is None or self._pool_next + k > self._pool.n_users:
-            self._pool, self._pool_next = draw(max(k, _POOL, self.n_slots)), 0
+            if self._next_pool is None:
+                self._next_pool = self._prefetch()
+            self._pool, self._pool_next = self._next_pool.result(), 0
+            self._next_pool = self._prefetch()
         start = self._pool_next
         self._pool_next += k
         return self._pool, start
+
+    def _generate(self, n: int, rng: np.random.Generator) -> Population:
+        world = self.sim.world
+        pop, _ = generate_population(
+            replace(self.scenario.world, n_users=n),
+            self.model.config,
+            world.catalog,
+            rng,
+            inbox_size=world.population.inbox_size,
+        )
+        return pop
+
+    def _prefetch(self) -> Future[Population]:
+        size = max(_POOL, self.n_slots)
+        return kernels.in_background(lambda: self._generate(size, self._arrivals))
 
     def begin(self) -> RecommendRequest | None:
         """Begin the next tick: the request whose candidates the next action indexes."""
