@@ -265,6 +265,8 @@ class Simulation:
             raise RecoworldError("complete called before compose(slates)")
         self._pending = None
         self._feed = None
+        if request is not None:
+            request.seal()  # the world is about to move on
         if request is None or feed is None:
             if self.recorder is not None:
                 self.recorder.commit(t)
@@ -382,8 +384,8 @@ class Simulation:
             candidates=candidates,
             k=self.config.feed.slate_size,
             catalog=self.world.catalog,
-            history=pop.recent_items(users),
-            instructions=tuple(pop.texts_of(users)),
+            history=lambda: pop.recent_items(users),  # computed if the policy reads it
+            instructions=lambda: pop.texts_of(users),
             instruction_age=age,
             session_pages=pop.session_pages[users].copy(),
             rng=self.streams["policy"],

@@ -246,3 +246,63 @@ def test_readers_take_the_manifest_cut_after_a_hard_kill(
     shutil.copy(sorted((tmp_path / "impressions").glob("part-*.parquet"))[0], stray)
     after = read_run(tmp_path).impressions
     assert after.equals(before)
+
+
+class _Reader:
+    """Random slates; keeps every request and what it read of it while recommending."""
+
+    name = "reader"
+
+    def __init__(self, read: bool) -> None:
+        self.read = read
+        self.requests: list = []
+        self.seen: list = []
+
+    def recommend(self, request):  # type: ignore[no-untyped-def]
+        from recoworld.policies.base import slates_from_scores
+
+        self.requests.append(request)
+        if self.read:
+            pop = self.sim.world.population
+            self.seen.append(
+                (
+                    request.history.copy(),
+                    request.instructions,
+                    pop.recent_items(request.users),
+                    tuple(pop.texts_of(request.users)),
+                )
+            )
+        scores = request.rng.random(request.candidates.shape, dtype=np.float32)
+        return slates_from_scores(request, scores)
+
+    def update(self, feedback) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
+def test_request_history_is_computed_on_read_and_sealed_after_the_users_respond(
+    small_config: ScenarioConfig,
+) -> None:
+    from recoworld.errors import PolicyError
+
+    config = override(small_config, {"clock.days": 1})
+    reader = _Reader(read=True)
+    reader.sim = Simulation(config, policy=reader)
+    for _ in range(40):
+        reader.sim.step()
+    assert reader.seen
+    for history, texts, expected_history, expected_texts in reader.seen:
+        np.testing.assert_array_equal(history, expected_history)
+        assert texts == expected_texts
+    assert any((h >= 0).any() for h, *_ in reader.seen)
+    # Read while recommending: still readable afterwards, and unchanged.
+    first = reader.requests[-1]
+    np.testing.assert_array_equal(first.history, reader.seen[-1][0])
+
+    lazy = _Reader(read=False)
+    lazy.sim = Simulation(config, policy=lazy)
+    for _ in range(5):
+        lazy.sim.step()
+    with pytest.raises(PolicyError, match="read it while recommending"):
+        _ = lazy.requests[-1].history
+    with pytest.raises(AttributeError, match="read-only"):
+        lazy.requests[-1].k = 3

@@ -9,8 +9,9 @@ policy is an upper bound for analysis, never a deployable recommender. A policy 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, NoReturn, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -56,9 +57,8 @@ class OracleView:
     w_repeat: float
 
 
-@dataclass(frozen=True, slots=True)
 class RecommendRequest:
-    """One page request for each of ``users`` (``n`` rows).
+    """One page request for each of ``users`` (``n`` rows). Read-only.
 
     Attributes:
         tick: the current tick.
@@ -72,23 +72,111 @@ class RecommendRequest:
         session_pages: pages already served in each user's current session, ``[n]``.
         rng: the policy's random stream (use it, and only it, for randomness).
         oracle: hidden state, only for ``privileged`` policies.
+
+    ``history`` and ``instructions`` may be given as zero-argument callables: they are then
+    computed on first read (the schedule does this, so a policy that never reads them, such as
+    an environment's agent, does not pay for them). The schedule seals its requests when the
+    users respond: a lazy field not read by then raises :class:`PolicyError` if read later,
+    since the world it would be read from has moved on.
     """
 
+    __slots__ = (
+        "_history",
+        "_instructions",
+        "candidates",
+        "catalog",
+        "instruction_age",
+        "k",
+        "oracle",
+        "rng",
+        "session_pages",
+        "tick",
+        "users",
+    )
     tick: int
     users: NDArray[np.int64]
     candidates: NDArray[np.int32]
     k: int
     catalog: Catalog
-    history: NDArray[np.int32]
-    instructions: tuple[str | None, ...]
     instruction_age: NDArray[np.int32]
     session_pages: NDArray[np.int32]
     rng: np.random.Generator
-    oracle: OracleView | None = None
+    oracle: OracleView | None
+    _history: NDArray[np.int32] | Callable[[], NDArray[np.int32]]
+    _instructions: tuple[str | None, ...] | Callable[[], Sequence[str | None]]
+
+    def __init__(
+        self,
+        *,
+        tick: int,
+        users: NDArray[np.int64],
+        candidates: NDArray[np.int32],
+        k: int,
+        catalog: Catalog,
+        history: NDArray[np.int32] | Callable[[], NDArray[np.int32]],
+        instructions: Sequence[str | None] | Callable[[], Sequence[str | None]],
+        instruction_age: NDArray[np.int32],
+        session_pages: NDArray[np.int32],
+        rng: np.random.Generator,
+        oracle: OracleView | None = None,
+    ) -> None:
+        values = {
+            "tick": tick,
+            "users": users,
+            "candidates": candidates,
+            "k": k,
+            "catalog": catalog,
+            "_history": history,
+            "_instructions": instructions if callable(instructions) else tuple(instructions),
+            "instruction_age": instruction_age,
+            "session_pages": session_pages,
+            "rng": rng,
+            "oracle": oracle,
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"RecommendRequest is read-only (cannot set {name!r})")
+
+    def __repr__(self) -> str:
+        return f"RecommendRequest(tick={self.tick}, n={self.n}, k={self.k})"
 
     @property
     def n(self) -> int:
         return int(self.users.shape[0])
+
+    @property
+    def history(self) -> NDArray[np.int32]:
+        value = self._history
+        if callable(value):
+            value = value()
+            object.__setattr__(self, "_history", value)
+        return value
+
+    @property
+    def instructions(self) -> tuple[str | None, ...]:
+        value = self._instructions
+        if callable(value):
+            value = tuple(value())
+            object.__setattr__(self, "_instructions", value)
+        return value
+
+    def seal(self) -> None:
+        """Make unread lazy fields unreadable (called by the schedule once users respond)."""
+        for name in ("_history", "_instructions"):
+            if callable(getattr(self, name)):
+                object.__setattr__(self, name, _sealed(self.tick, name.lstrip("_")))
+
+
+def _sealed(tick: int, name: str) -> Callable[[], NoReturn]:
+    def fail() -> NoReturn:
+        raise PolicyError(
+            f"RecommendRequest.{name} of tick {tick} was first read after the users responded; "
+            "read it while recommending (inside recommend()), or copy it then"
+        )
+
+    return fail
 
 
 @dataclass(frozen=True, slots=True)
