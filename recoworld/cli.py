@@ -81,7 +81,31 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override any scenario key, e.g. --set users.patience_mean=0.7 (repeatable)",
     )
+    llm = run.add_argument_group(
+        "LLM users", "drive some users by a language model on an OpenAI-compatible server"
+    )
+    llm.add_argument("--llm-base-url", action="append", help="server URL (…/v1); repeatable")
+    llm.add_argument("--llm-model", help="model name (llm.client.model)")
+    llm.add_argument("--llm-fraction", type=float, help="share of users the LLM drives")
+    llm.add_argument("--llm-budget-tokens", type=int, help="stop cleanly after N tokens")
+    llm.add_argument("--llm-concurrency", type=int, help="requests in flight at once")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    replay = sub.add_parser(
+        "replay",
+        help="re-run an LLM run from its response cache, with no server, and compare",
+        description=(
+            "Re-run a recorded run from its manifest, answering every LLM call from the run's "
+            "response cache (no server is contacted), into a new folder; then compare the "
+            "trajectory files byte for byte. Exit status 0 when identical, 1 when not."
+        ),
+        epilog="examples:\n  recoworld replay runs/default-seed0\n"
+        "  recoworld replay runs/default-seed0 --out /tmp/replayed\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    replay.add_argument("run_dir", type=Path, help="the recorded run folder")
+    replay.add_argument("--out", type=Path, help="replay folder (default: RUN_DIR-replay)")
+    replay.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     envs = sub.add_parser(
         "envs",
@@ -152,12 +176,10 @@ class _StopFlag:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from recoworld._config import override
-    from recoworld.metrics.summary import summarize_run
     from recoworld.scenario import load_scenario
-    from recoworld.schedule import Simulation, TickStats
+    from recoworld.schedule import Simulation
 
     config = load_scenario(args.scenario)
     updates = _parse_set(args.set)
@@ -167,6 +189,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         ("clock.days", args.days),
         ("clock.ticks", args.ticks),
         ("policy.name", args.policy),
+        ("llm.client.base_urls", args.llm_base_url),
+        ("llm.client.model", args.llm_model),
+        ("llm.fraction", args.llm_fraction),
+        ("llm.client.budget_tokens", args.llm_budget_tokens),
+        ("llm.client.concurrency", args.llm_concurrency),
     ):
         if value is not None:
             updates[key] = value
@@ -178,6 +205,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     with err.status("building the world…", spinner="dots") if not args.quiet else _null():
         sim = Simulation(config, out_dir=out)
+    return _execute(sim, out, config.name, args.quiet)
+
+
+def _execute(sim: Any, out: Path, title: str, quiet: bool) -> int:
+    """Run ``sim`` with a progress bar and Ctrl-C handling; print the summary."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from recoworld.metrics.summary import summarize_run
+    from recoworld.schedule import TickStats
+
+    err = Console(stderr=True)
     n_ticks = sim.n_ticks
     clock = sim.world.clock
     progress = Progress(
@@ -188,12 +227,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         TextColumn("active {task.fields[active]:>7}"),
         TimeElapsedColumn(),
         console=err,
-        disable=args.quiet,
+        disable=quiet,
         transient=False,
     )
     status = "failed"
     with progress, _StopFlag() as stop:
-        task = progress.add_task(config.name, total=n_ticks, when="", active=0)
+        task = progress.add_task(title, total=n_ticks, when="", active=0)
 
         def on_tick(stats: TickStats) -> None:
             t = stats.tick + 1
@@ -211,6 +250,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    if status == "budget_exhausted":
+        print(
+            f"recoworld: stopped after {result.ticks} ticks: {sim.user_model.stop_reason}; "
+            "every completed tick is saved",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from recoworld.replay import compare_runs, replay_simulation
+
+    out = args.out or args.run_dir.with_name(args.run_dir.name + "-replay")
+    sim = replay_simulation(args.run_dir, out)
+    code = _execute(sim, out, f"replay {args.run_dir.name}", args.quiet)
+    if code:
+        return code
+    differences = compare_runs(args.run_dir, out)
+    if differences:
+        print(f"replay differs from the original in: {', '.join(differences)}", file=sys.stderr)
+        return 1
+    print("replay: byte-identical to the original trajectory")
     return 0
 
 
@@ -236,12 +297,21 @@ def _print_summary(summary: dict[str, Any], status: str, ticks: int, n_ticks: in
         "instruction/rate": "instructions per session",
         "retention/return_rate": "return rate",
         "social/shares": "shares",
+        "llm/calls": "LLM calls",
+        "llm/prompt_tokens": "LLM prompt tokens",
+        "llm/completion_tokens": "LLM completion tokens",
+        "llm/prompt_tokens_per_page": "prompt tokens per page decision",
+        "llm/valid_rate": "LLM parse-valid rate",
+        "llm/cache_hits": "LLM cache hits",
+        "llm/fallbacks": "fallbacks to the numeric model",
     }
     table = Table(title=f"recoworld run — {status}, {ticks}/{n_ticks} ticks")
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("name", style="dim")
     for key, label in labels.items():
+        if key not in summary:
+            continue
         value = summary[key]
         text = f"{value:,}" if isinstance(value, int) else f"{value:.4f}"
         table.add_row(label, text, key)
@@ -259,6 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "envs":
             return _cmd_envs(args)
+        if args.command == "replay":
+            return _cmd_replay(args)
         return _cmd_run(args)
     except RecoworldError as exc:
         message = " ".join(str(exc).split())

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from recoworld._config import check, override
+from recoworld.llm.config import LLMConfig
 
 __all__ = [
     "DEFAULT_DIURNAL",
@@ -19,6 +20,7 @@ __all__ = [
     "ClockConfig",
     "FeedConfig",
     "GraphConfig",
+    "LLMUsersConfig",
     "PolicyConfig",
     "RecordConfig",
     "ScenarioConfig",
@@ -429,6 +431,62 @@ class RecordConfig:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class LLMUsersConfig:
+    """Which users an LLM drives, who they are, what they remember, and the server they talk to
+    (see ``docs/llm-users.md``). With ``fraction`` 0, no ``users`` and no ``persona_tag``, every
+    user is numeric and no client is created.
+
+    Attributes:
+        fraction: share of the population driven by the LLM, chosen at random (stream ``llm``).
+        users: user ids driven by the LLM in addition.
+        persona_tag: users whose persona (from ``personas``) carries this tag are LLM users too.
+        personas: persona pack (JSON Lines, ``personas/README.md``); personas are assigned to
+            users in order, cycling. ``None``: each LLM user gets a persona synthesized from its
+            numeric taste and traits.
+        memory_tokens: token budget of the memory section of a page prompt (reflections, session
+            summaries, recent interactions, in that order of priority).
+        context_tokens: the server's context window; a prompt that would not fit with its reply
+            is shortened (memory first, then item texts) or, failing that, not sent.
+        reflection_importance: accumulated importance (click 1, like 2, share or comment 3,
+            leaving 3, an instruction 3) that triggers a reflection written by the model.
+        item_text: how items appear in prompts: ``text`` (topic, title, quality), ``semantic_id``
+            (hierarchical codes from item embeddings), or ``both``.
+        client: the OpenAI-compatible client (:class:`recoworld.llm.LLMConfig`).
+    """
+
+    fraction: float = 0.0
+    users: tuple[int, ...] = ()
+    persona_tag: str | None = None
+    personas: str | None = None
+    memory_tokens: int = 320
+    context_tokens: int = 4096
+    reflection_importance: float = 15.0
+    item_text: Literal["text", "semantic_id", "both"] = "text"
+    client: LLMConfig = field(default_factory=LLMConfig)
+
+    def __post_init__(self) -> None:
+        check(0.0 <= self.fraction <= 1.0, "fraction", "a number in [0, 1]", self.fraction)
+        check(all(u >= 0 for u in self.users), "users", "user ids >= 0", self.users)
+        check(self.memory_tokens >= 0, "memory_tokens", "an integer >= 0", self.memory_tokens)
+        check(
+            self.context_tokens >= 256,
+            "context_tokens",
+            "an integer >= 256",
+            self.context_tokens,
+        )
+        check(
+            self.reflection_importance > 0,
+            "reflection_importance",
+            "a number > 0",
+            self.reflection_importance,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.fraction > 0 or bool(self.users) or self.persona_tag is not None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ScenarioConfig:
     """A whole run: world, time, users, feed, policy and recording. One seed drives everything.
 
@@ -436,7 +494,7 @@ class ScenarioConfig:
         name: scenario name (used in the run id).
         description: one or two sentences for ``recoworld envs``.
         seed: root of the run's ``SeedSequence`` tree.
-        world, clock, users, feed, policy, record: the sections above.
+        world, clock, users, feed, policy, record, llm: the sections above.
     """
 
     name: str = "default"
@@ -448,6 +506,7 @@ class ScenarioConfig:
     feed: FeedConfig = field(default_factory=FeedConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
+    llm: LLMUsersConfig = field(default_factory=LLMUsersConfig)
 
     def __post_init__(self) -> None:
         check(self.seed >= 0, "seed", "an integer >= 0", self.seed)

@@ -30,6 +30,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -149,7 +150,16 @@ class Simulation:
             if policy is not None
             else make_policy(config.policy.name, **config.policy.params)
         )
-        self.user_model: UserModel = user_model or NumericUserModel(config.users)
+        if user_model is None:
+            user_model = NumericUserModel(config.users)
+            if config.llm.enabled:
+                from recoworld.users.llm import LLMUserModel
+
+                cache = Path(out_dir) / "llm-cache.sqlite" if out_dir is not None else None
+                user_model = LLMUserModel(
+                    config, self.world, user_model, self.rng.generator("llm"), cache=cache
+                )
+        self.user_model: UserModel = user_model
         self.streams = {name: self.rng.generator(name) for name in _STREAMS}
         self.run_id = run_id or f"{config.name}-seed{config.seed}"
         self.n_ticks = config.clock.n_ticks
@@ -502,6 +512,8 @@ class Simulation:
         users = feed.users
         valid = feed.valid  # boolean-mask gathers keep np.nonzero's (row, rank) order
         wants_feedback = getattr(self.policy, "wants_feedback", True)
+        drain = getattr(self.user_model, "drain_records", None)
+        extra: dict[str, dict[str, Any]] = drain() if drain is not None else {}
         if self.recorder is None and not wants_feedback:
             return
         row, rank = np.nonzero(valid)
@@ -589,6 +601,11 @@ class Simulation:
                     "recipients": shares["recipients"],
                 },
             )
+            for table, columns in extra.items():  # e.g. the LLM users' llm_calls
+                n_rows = len(next(iter(columns.values())))
+                rec.stage(
+                    table, {"run": self.run_id, **columns, "tick": np.full(n_rows, t, np.int32)}
+                )
             rec.commit(t)
         if not wants_feedback:
             return
@@ -636,6 +653,11 @@ class Simulation:
                 stats = self.step()
                 if progress is not None:
                     progress(stats)
+                reason = getattr(self.user_model, "stop_reason", None)
+                if reason is not None:  # e.g. the LLM budget is spent: stop cleanly, keep all
+                    logger.warning("stopping after tick %d: %s", stats.tick, reason)
+                    status = "budget_exhausted"
+                    break
             else:
                 status = "completed"
         except KeyboardInterrupt:
@@ -646,7 +668,11 @@ class Simulation:
         return self.result(status)
 
     def finish(self, status: str = "completed") -> None:
-        """Close the open sessions (``horizon`` or ``interrupted``) and the trajectory."""
+        """Close the open sessions (``horizon`` or ``interrupted``), the trajectory and the user
+        model's connections (an LLM client)."""
+        close = getattr(self.user_model, "close", None)
+        if close is not None:
+            close()
         if self.recorder is None or self.recorder.closed:
             return
         if self._in_step:  # torn tick: keep what was committed, record nothing half-done

@@ -167,10 +167,13 @@ class LLMClient:
     """Batches of chat completions against one or more OpenAI-compatible endpoints.
 
     Use as a context manager, or call :meth:`close`. ``api_key`` overrides the environment
-    variable named by ``config.api_key_env``.
+    variable named by ``config.api_key_env``. ``offline=True`` answers from the response cache
+    only (a replay): a request not in it fails (``error`` says so) and no server is contacted.
     """
 
-    def __init__(self, config: LLMConfig, *, api_key: str | None = None) -> None:
+    def __init__(
+        self, config: LLMConfig, *, api_key: str | None = None, offline: bool = False
+    ) -> None:
         try:
             import jsonschema  # noqa: F401
             import openai
@@ -185,6 +188,9 @@ class LLMClient:
                 "OPENAI_MODEL"
             )
         self.endpoints = self.config.endpoints()
+        self.offline = offline
+        if offline and not self.config.cache:
+            raise ConfigError("an offline (replay) client needs llm.client.cache: the responses")
         key = api_key or os.environ.get(self.config.api_key_env) or "none"
         self._openai = openai
         self._modes = [
@@ -447,6 +453,8 @@ class LLMClient:
                 completion_tokens=known["completion_tokens"],
                 cached=True,
             )
+        if self.offline:
+            return _Raw(error="not in the response cache (offline replay: no server is called)")
         async with self._semaphore:
             if self._over_budget(batch):
                 return _Raw(error="budget")

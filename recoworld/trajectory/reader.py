@@ -114,6 +114,10 @@ class Run:
     def social(self) -> pd.DataFrame:
         return self.table("social")
 
+    @property
+    def llm_calls(self) -> pd.DataFrame:
+        return self.table("llm_calls")
+
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, status={self.manifest.get('status')!r})"
 

@@ -23,7 +23,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from recoworld.errors import TrajectoryError
-from recoworld.trajectory.schema import ACTIONS, END_REASONS, SOURCES, TABLES, schema_of
+from recoworld.trajectory.schema import (
+    ACTIONS,
+    CALL_PURPOSES,
+    END_REASONS,
+    SOURCES,
+    TABLES,
+    schema_of,
+)
 
 __all__ = ["MANIFEST", "Recorder", "prepare_run_dir", "write_json_atomic"]
 
@@ -36,8 +43,9 @@ LABELS: dict[str, tuple[str, ...]] = {
     "action": ACTIONS,
     "end_reason": END_REASONS,
     "kind": ("share",),
+    "purpose": CALL_PURPOSES,
 }
-_CONSTANT = ("run", "policy")
+_CONSTANT = ("run", "policy", "model")
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

@@ -8,14 +8,24 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-__all__ = ["ACTIONS", "END_REASONS", "SCHEMA_VERSION", "SOURCES", "TABLES", "schema_of"]
+__all__ = [
+    "ACTIONS",
+    "CALL_PURPOSES",
+    "END_REASONS",
+    "SCHEMA_VERSION",
+    "SOURCES",
+    "TABLES",
+    "schema_of",
+]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 #: ``responses.action``: the deepest engagement with an examined item.
 ACTIONS = ("skip", "click", "like", "share", "comment")
 #: ``impressions.source``.
 SOURCES = ("rec", "social")
+#: ``llm_calls.purpose``.
+CALL_PURPOSES = ("page", "reflection")
 #: ``sessions.end_reason``.
 END_REASONS = ("left", "horizon", "interrupted", "failed")
 
@@ -101,6 +111,25 @@ TABLES: dict[str, pa.Schema] = {
             _item,
             pa.field("parent_user", pa.int32()),
             pa.field("recipients", pa.int32(), nullable=False),
+        ]
+    ),
+    "llm_calls": pa.schema(
+        [
+            _run,
+            _tick,
+            pa.field("user", pa.int32(), nullable=False),
+            pa.field("purpose", _label, nullable=False),
+            pa.field("model", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+            pa.field("prompt_hash", pa.string()),
+            pa.field("prompt_tokens", pa.int32(), nullable=False),
+            pa.field("completion_tokens", pa.int32(), nullable=False),
+            pa.field("latency_s", pa.float32(), nullable=False),
+            pa.field("cached", pa.bool_(), nullable=False),
+            pa.field("valid", pa.bool_(), nullable=False),
+            pa.field("repaired", pa.bool_(), nullable=False),
+            pa.field("fallback", pa.bool_(), nullable=False),
+            pa.field("error", pa.string()),
+            pa.field("output", pa.string()),
         ]
     ),
 }
