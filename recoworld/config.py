@@ -451,6 +451,9 @@ class LLMUsersConfig:
             leaving 3, an instruction 3) that triggers a reflection written by the model.
         item_text: how items appear in prompts: ``text`` (topic, title, quality), ``semantic_id``
             (hierarchical codes from item embeddings), or ``both``.
+        reply_tokens_per_item: completion tokens allowed per item of a page decision (plus 80);
+            a cap, not a cost: a model stops when its JSON is complete. Raise it for models with
+            character-level tokenizers.
         client: the OpenAI-compatible client (:class:`recoworld.llm.LLMConfig`).
     """
 
@@ -458,15 +461,22 @@ class LLMUsersConfig:
     users: tuple[int, ...] = ()
     persona_tag: str | None = None
     personas: str | None = None
-    memory_tokens: int = 320
+    memory_tokens: int = 200
     context_tokens: int = 4096
     reflection_importance: float = 15.0
     item_text: Literal["text", "semantic_id", "both"] = "text"
+    reply_tokens_per_item: int = 64
     client: LLMConfig = field(default_factory=LLMConfig)
 
     def __post_init__(self) -> None:
         check(0.0 <= self.fraction <= 1.0, "fraction", "a number in [0, 1]", self.fraction)
         check(all(u >= 0 for u in self.users), "users", "user ids >= 0", self.users)
+        check(
+            self.reply_tokens_per_item >= 8,
+            "reply_tokens_per_item",
+            "an integer >= 8",
+            self.reply_tokens_per_item,
+        )
         check(self.memory_tokens >= 0, "memory_tokens", "an integer >= 0", self.memory_tokens)
         check(
             self.context_tokens >= 256,

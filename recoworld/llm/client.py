@@ -150,9 +150,12 @@ def _validator(schema_json: str) -> Any:
 
 
 def validate(text: str, schema: Mapping[str, Any]) -> tuple[Any, str | None]:
-    """``(data, None)`` when ``text`` is JSON satisfying ``schema``, else ``(None, reason)``."""
+    """``(data, None)`` when ``text`` is JSON satisfying ``schema``, else ``(None, reason)``.
+
+    Literal control characters (a raw line break or tab) inside strings are accepted, as most
+    JSON readers of model output do; everything else must be strict JSON."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, strict=False)
     except json.JSONDecodeError as exc:
         return None, f"not JSON ({exc.msg} at character {exc.pos})"
     validator = _validator(json.dumps(schema, sort_keys=True))

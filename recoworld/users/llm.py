@@ -94,13 +94,14 @@ def page_schema(n_items: int, topics: tuple[str, ...], stance: bool) -> dict[str
                 "properties": {
                     "action": {"enum": list(_ACTIONS)},
                     "seconds": {"type": "integer", "minimum": 0, "maximum": 600},
-                    "comment": {"type": "string", "maxLength": 80},
-                    "why": {"type": "string", "maxLength": 48},
+                    "comment": {"type": "string", "maxLength": 60},
+                    "why": {"type": "string", "maxLength": 40},
                 },
             },
         },
         "mood": {"type": "integer", "minimum": 1, "maximum": 5},
-        "instruction": {"type": ["string", "null"], "maxLength": 120},
+        # anyOf, not a type list: grammar converters keep maxLength only on a plain string.
+        "instruction": {"anyOf": [{"type": "string", "maxLength": 120}, {"type": "null"}]},
         "more": topic,
         "less": topic,
     }
@@ -324,7 +325,7 @@ class LLMUserModel(UserModel):
         return self._items
 
     def _memory(self, world: World, user: int, budget: int) -> str:
-        mind, pop, cat = self.minds[user], world.population, world.catalog
+        mind, pop = self.minds[user], world.population
         parts: list[str] = []
         used = 0
 
@@ -341,20 +342,24 @@ class LLMUserModel(UserModel):
             if not add(f"Reflection: {text}"):
                 break
         for text in reversed(mind.summaries):
-            if not add(f"Past session: {text}"):
+            if not add(f"Visit: {text}"):
                 break
         ptr = int(pop.memory_ptr[user])
         size = pop.memory_items.shape[1]
         texts = self._item_texts(world)
+        recent: list[str] = []
         for back in range(1, size + 1):
             slot = (ptr - back) % size
             item = int(pop.memory_items[user, slot])
             if item < 0:
                 break
             verb = _REACTION_VERB.get(int(pop.memory_reaction[user, slot]), "saw")
-            if not add(f"{verb} {texts.line(item)}"):
+            line = f"{verb} {texts.line(item)}"
+            if used + estimate_tokens("; ".join([*recent, line])) + 2 > budget:
                 break
-        del cat
+            recent.append(line)
+        if recent:
+            parts.append("Recently (newest first): " + "; ".join(recent))
         return "\n".join(parts) if parts else "(nothing yet)"
 
     def _page_prompt(
@@ -375,7 +380,7 @@ class LLMUserModel(UserModel):
         )
         if mind.instruction:
             now += f' You last told the app: "{mind.instruction}".'
-        reply = 60 + 48 * len(lines)
+        reply = 80 + self.llm.reply_tokens_per_item * len(lines)
         fixed = estimate_tokens(self._system) + estimate_tokens(mind.persona.render() + now) + 16
         room = self.llm.context_tokens - reply - fixed - estimate_tokens("\n".join(lines))
         if room < 0:
@@ -583,10 +588,10 @@ class LLMUserModel(UserModel):
             t = clock.tick
             top = ", ".join(topic for topic, _ in mind.topics.most_common(2)) or "nothing"
             summary = (
-                f"day {clock.day(t) + 1} {clock.hour_of_day(t):02d}:00, {mind.pages} pages, "
-                f"watched {mind.clicks} of {mind.items} ({top}), mood {mind.mood}/5"
-                + (", left early" if mind.left else "")
-                + (f'; you asked: "{mind.instruction}"' if mind.instruction else "")
+                f"day {clock.day(t) + 1} {clock.hour_of_day(t):02d}h: {mind.pages} pages, "
+                f"watched {mind.clicks}/{mind.items} ({top}), mood {mind.mood}"
+                + (", left" if mind.left else "")
+                + (f', asked "{mind.instruction}"' if mind.instruction else "")
             )
             mind.summaries = [*mind.summaries, summary][-_KEEP_SUMMARIES:]
         return self.inner.plan_return(world, users, rng)

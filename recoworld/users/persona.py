@@ -259,10 +259,7 @@ def synthesize_personas(
                 id=f"user-{user}",
                 interests=interests,
                 traits=traits,
-                description=(
-                    f"You scroll the app in your spare time as a {job}; you came for "
-                    f"{interests[0]} and stay while it stays interesting."
-                ),
+                description=f"You came for {interests[0]}; you stay while it stays interesting.",
                 name=_NAMES[name_pick[j]],
                 age=int(ages[j]),
                 occupation=job,
