@@ -47,10 +47,12 @@ def replay_simulation(
             raise TrajectoryError(
                 f"{cache}: the run's LLM response cache is missing; cannot replay"
             )
-        calls = read_table(run_dir, "llm_calls", ["latency_s", "cached"])
+        calls = read_table(run_dir, "llm_calls", ["latency_s", "cached", "error"])
         timing = [
-            (float(latency), bool(cached))
-            for latency, cached in zip(calls["latency_s"], calls["cached"], strict=True)
+            (float(latency), bool(cached), error if isinstance(error, str) else None)
+            for latency, cached, error in zip(
+                calls["latency_s"], calls["cached"], calls["error"], strict=True
+            )
         ]
         from dataclasses import replace
 

@@ -166,6 +166,10 @@ def validate(text: str, schema: Mapping[str, Any]) -> tuple[Any, str | None]:
     return data, None
 
 
+#: The error of a request an offline (replay) client could not answer from its cache.
+OFFLINE_MISS = "not in the response cache (offline replay: no server is called)"
+
+
 class LLMClient:
     """Batches of chat completions against one or more OpenAI-compatible endpoints.
 
@@ -457,7 +461,7 @@ class LLMClient:
                 cached=True,
             )
         if self.offline:
-            return _Raw(error="not in the response cache (offline replay: no server is called)")
+            return _Raw(error=OFFLINE_MISS)
         async with self._semaphore:
             if self._over_budget(batch):
                 return _Raw(error="budget")

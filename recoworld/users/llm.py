@@ -39,6 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from recoworld.errors import BudgetExceeded, ConfigError
+from recoworld.llm.client import OFFLINE_MISS
 from recoworld.trajectory.schema import CALL_PURPOSES
 from recoworld.users.base import SOURCE_SOCIAL, Feed, Instructions, Responses, ReturnPlan, UserModel
 from recoworld.users.persona import Persona, assign_personas, load_persona_pack, synthesize_personas
@@ -179,8 +180,10 @@ class LLMUserModel(UserModel):
         rng: the ``llm`` stream (routing and synthesized personas).
         client: the LLM client (default: one built from ``config.llm.client``).
         cache: response cache path when ``config.llm.client.cache`` is unset (a run folder's).
-        replay_timing: for a replay, the original run's ``(latency_s, cached)`` per call, in
-            order; the replay records them instead of its own (it answers from the cache).
+        replay_timing: for a replay, the original run's ``(latency_s, cached, error)`` per call,
+            in order: the replay records the original latency and cache flag instead of its own
+            (it answers from the cache), and, for a call that failed without a reply (so none
+            was cached), the original error.
     """
 
     name = "llm+numeric"
@@ -195,7 +198,7 @@ class LLMUserModel(UserModel):
         client: LLMClient | None = None,
         cache: Path | None = None,
         offline: bool = False,
-        replay_timing: list[tuple[float, bool]] | None = None,
+        replay_timing: list[tuple[float, bool, str | None]] | None = None,
     ) -> None:
         self.config = config
         self.llm = config.llm
@@ -235,11 +238,18 @@ class LLMUserModel(UserModel):
         self._cache = cache
         self._offline = offline
         topics = world.catalog.topic_names
-        self._system = load_prompt(f"page.{PROMPT_VERSION}.system").format(topics=", ".join(topics))
+        self._stance = config.users.opinion_rate > 0
+        stance = (
+            ' Also give your "stance" (-1 against, 1 for) on the debate items take sides in.'
+            if self._stance
+            else ""
+        )
+        self._system = load_prompt(f"page.{PROMPT_VERSION}.system").format(
+            topics=", ".join(topics), stance=stance
+        )
         self._reflect_system = load_prompt(f"reflection.{PROMPT_VERSION}.system")
         self._user_template = load_prompt(f"page.{PROMPT_VERSION}.user")
         self._reflect_template = load_prompt(f"reflection.{PROMPT_VERSION}.user")
-        self._stance = config.users.opinion_rate > 0
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -279,7 +289,9 @@ class LLMUserModel(UserModel):
         cached = result.cached if result is not None else False
         if self._replay is not None:
             if self._replayed < len(self._replay):
-                latency, cached = self._replay[self._replayed]
+                latency, cached, original_error = self._replay[self._replayed]
+                if error == OFFLINE_MISS:
+                    error = original_error
             self._replayed += 1
         values = {
             "tick": tick,
