@@ -177,3 +177,82 @@ def test_a_server_killed_mid_batch_fails_the_rest_without_raising(tmp_path: Path
         assert client.usage.failed == ok.count(False)
     finally:
         server.stop()
+
+
+def _hybrid_args(server: Server, out: Path, ticks: int = 96) -> list[str]:
+    return [
+        "run",
+        *("--users", "50", "--ticks", str(ticks), "--out", str(out), "-q"),
+        *("--llm-fraction", "0.2", "--llm-model", "tiny", "--llm-base-url", server.url),
+        *("--set", "llm.context_tokens=8192", "--set", "llm.reply_tokens_per_item=160"),
+        *("--set", "llm.client.seed=7", "--set", "llm.client.timeout_s=60"),
+    ]
+
+
+def test_a_hybrid_run_from_the_cli_then_a_replay_with_the_server_stopped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from recoworld.cli import main
+    from recoworld.replay import compare_runs
+    from recoworld.trajectory import read_run
+
+    # stories260K tokenizes almost per character: a long context and a generous reply budget.
+    server = Server("stories260K.gguf", tmp_path / "hybrid.log", n_ctx=8192)
+    out = tmp_path / "run"
+    try:
+        assert main(_hybrid_args(server, out)) == 0
+    finally:
+        server.stop()
+    printed = capsys.readouterr().out
+    for label in ("LLM calls", "LLM prompt tokens", "LLM parse-valid rate", "fallbacks"):
+        assert label in printed
+    calls = read_run(out).llm_calls
+    pages = calls[calls["purpose"] == "page"]
+    assert len(pages) >= 3
+    assert calls["prompt_tokens"].gt(0).all()
+    assert calls["valid"].mean() >= 0.5  # llama.cpp's grammar keeps the JSON in shape
+    # The server is gone; the replay answers from the run's cache, byte for byte.
+    assert main(["replay", str(out), "--out", str(tmp_path / "again"), "-q"]) == 0
+    assert compare_runs(out, tmp_path / "again") == []
+
+
+def test_a_server_killed_mid_run_falls_back_and_keeps_the_run(tmp_path: Path) -> None:
+    from recoworld._config import override
+    from recoworld.scenario import load_scenario
+    from recoworld.schedule import Simulation
+    from recoworld.trajectory import read_manifest, read_run
+    from recoworld.users.llm import LLMUserModel
+
+    server = Server("stories260K.gguf", tmp_path / "killed-run.log", n_ctx=8192)
+    config = override(
+        load_scenario("default"),
+        {
+            "world.n_users": 50,
+            "llm.fraction": 0.2,
+            "llm.context_tokens": 8192,
+            "llm.reply_tokens_per_item": 160,
+            "llm.client.model": "tiny",
+            "llm.client.base_urls": [server.url],
+            "llm.client.max_retries": 1,
+            "llm.client.backoff_s": 0.05,
+            "llm.client.timeout_s": 30,
+        },
+    )
+    sim = Simulation(config, out_dir=tmp_path / "run")
+    model = sim.user_model
+    assert isinstance(model, LLMUserModel)
+    try:
+        while model.client.usage.requests == 0:
+            sim.step()  # until the first tick with LLM calls has been recorded
+        before = sim.world.clock.tick
+    finally:
+        server.stop()
+    result = sim.run(96)
+    assert result.status == "completed"
+    calls = read_run(tmp_path / "run").llm_calls
+    assert calls["valid"].any()
+    after = calls[calls["tick"] >= before]
+    assert len(after) > 0
+    assert after["fallback"].any()
+    assert after.loc[after["fallback"], "error"].str.contains("gave up").all()
+    assert read_manifest(tmp_path / "run")["status"] == "completed"

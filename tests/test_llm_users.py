@@ -48,7 +48,7 @@ def scripted(body: dict[str, Any]) -> str:
     items, skips, clicks = [], 0, 0
     for topic in topics:
         if topic in liked:
-            items.append({"action": "like", "why": "my topic", "seconds": 42})
+            items.append({"action": "like", "why": "my topic", "seconds": 60})
             clicks += 1
         else:
             skips += 1
@@ -67,7 +67,7 @@ def scripted(body: dict[str, Any]) -> str:
     }
     schema = (body.get("response_format") or {}).get("json_schema", {}).get("schema", {})
     if "stance" in schema.get("required", []):
-        reply["stance"] = 0.25
+        reply["stance"] = 0.5
     return json.dumps(reply)
 
 
@@ -110,10 +110,10 @@ def test_llm_decisions_land_on_their_users_and_items(tmp_path: Path) -> None:
         for u, i in zip(llm["user"], llm["item"], strict=True)
     ]
     assert llm["liked"].tolist() == expected
-    assert (llm.loc[llm["liked"], "dwell"] == 42).all()
+    assert (llm.loc[llm["liked"], "dwell"] == 60).all()
     assert (llm["action"].isin(["skip", "like"])).all()
-    # Numeric users keep the numeric model's behaviour (dwell is a lognormal, never exactly 42).
-    assert (numeric.loc[numeric["clicked"], "dwell"] != 42).all()
+    # Numeric users keep the numeric model's behaviour (dwell is a lognormal, never exactly 60).
+    assert (numeric.loc[numeric["clicked"], "dwell"] != 60).all()
     # Instructions in the LLM's own words carry its stated intent as ground truth.
     instr = run.instructions
     said = instr[instr["reason"] == "llm"]

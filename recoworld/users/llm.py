@@ -80,6 +80,12 @@ def load_prompt(name: str) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+#: Watch times a page decision may give, in seconds, and the stances it may report. Numbers are
+#: enumerated, not ranged: grammar-constrained decoding (llama.cpp) enforces enums, not bounds.
+WATCH_SECONDS = (3, 10, 30, 60, 180, 600)
+STANCES = (-1.0, -0.5, 0.0, 0.5, 1.0)
+
+
 def page_schema(n_items: int, topics: tuple[str, ...], stance: bool) -> dict[str, Any]:
     """The JSON schema of a page decision over ``n_items`` items (exactly one entry each)."""
     topic = {"enum": [*topics, None]}
@@ -94,21 +100,21 @@ def page_schema(n_items: int, topics: tuple[str, ...], stance: bool) -> dict[str
                 "required": ["action", "why"],
                 "properties": {
                     "action": {"enum": list(_ACTIONS)},
-                    "seconds": {"type": "integer", "minimum": 0, "maximum": 600},
-                    "comment": {"type": "string", "maxLength": 60},
-                    "why": {"type": "string", "maxLength": 40},
+                    "seconds": {"enum": list(WATCH_SECONDS)},
+                    "comment": {"type": "string", "maxLength": 48},
+                    "why": {"type": "string", "maxLength": 32},
                 },
             },
         },
-        "mood": {"type": "integer", "minimum": 1, "maximum": 5},
+        "mood": {"enum": [1, 2, 3, 4, 5]},
         # anyOf, not a type list: grammar converters keep maxLength only on a plain string.
-        "instruction": {"anyOf": [{"type": "string", "maxLength": 120}, {"type": "null"}]},
+        "instruction": {"anyOf": [{"type": "string", "maxLength": 100}, {"type": "null"}]},
         "more": topic,
         "less": topic,
     }
     required = ["items", "mood", "instruction", "more", "less"]
     if stance:
-        properties["stance"] = {"type": "number", "minimum": -1, "maximum": 1}
+        properties["stance"] = {"enum": list(STANCES)}
         required.append("stance")
     return {
         "type": "object",
