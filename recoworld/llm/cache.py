@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ResponseCache", "request_key"]
+__all__ = ["ResponseCache", "canonical_json", "request_key", "request_key_from_json"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -30,16 +30,23 @@ CREATE TABLE IF NOT EXISTS responses (
 """
 
 
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no spaces, UTF-8 as is: the form hashed by :func:`request_key`."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def request_key(
     model: str, messages: Sequence[Mapping[str, str]], params: Mapping[str, Any]
 ) -> str:
-    """SHA-256 (hex) of the canonical JSON of ``model``, ``messages`` and ``params``."""
-    blob = json.dumps(
-        {"model": model, "messages": list(messages), "params": dict(params)},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+    """SHA-256 (hex) of the canonical JSON of ``{"model", "messages", "params"}``."""
+    blob = canonical_json({"model": model, "messages": list(messages), "params": dict(params)})
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def request_key_from_json(model: str, messages_json: str, params_json: str) -> str:
+    """:func:`request_key` from the canonical JSON of the messages and of the parameters (the
+    same bytes are hashed: keys sort as ``messages < model < params``)."""
+    blob = f'{{"messages":{messages_json},"model":{canonical_json(model)},"params":{params_json}}}'
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.util
 import json
 import logging
 import os
@@ -31,8 +32,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from recoworld.errors import BudgetExceeded, ConfigError, DependencyNotInstalled
-from recoworld.llm.cache import ResponseCache, request_key
+from recoworld.llm.cache import ResponseCache, canonical_json, request_key_from_json
 from recoworld.llm.config import LLMConfig
+from recoworld.llm.http import HTTPError, HTTPPool
 
 __all__ = ["ChatRequest", "ChatResult", "LLMClient", "Usage"]
 
@@ -149,6 +151,21 @@ def _validator(schema_json: str) -> Any:
     return jsonschema.Draft202012Validator(json.loads(schema_json))
 
 
+_BY_ID: dict[int, tuple[Mapping[str, Any], Any]] = {}
+
+
+def _validator_of(schema: Mapping[str, Any]) -> Any:
+    """The validator of ``schema``, found by identity first (requests share schema objects)."""
+    hit = _BY_ID.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    if len(_BY_ID) > 1024:
+        _BY_ID.clear()
+    _BY_ID[id(schema)] = (schema, validator)
+    return validator
+
+
 def validate(text: str, schema: Mapping[str, Any]) -> tuple[Any, str | None]:
     """``(data, None)`` when ``text`` is JSON satisfying ``schema``, else ``(None, reason)``.
 
@@ -158,7 +175,7 @@ def validate(text: str, schema: Mapping[str, Any]) -> tuple[Any, str | None]:
         data = json.loads(text, strict=False)
     except json.JSONDecodeError as exc:
         return None, f"not JSON ({exc.msg} at character {exc.pos})"
-    validator = _validator(json.dumps(schema, sort_keys=True))
+    validator = _validator_of(schema)
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.path))
     if errors:
         where = "/".join(str(p) for p in errors[0].absolute_path) or "the top level"
@@ -200,6 +217,11 @@ class LLMClient:
             raise ConfigError("an offline (replay) client needs llm.client.cache: the responses")
         key = api_key or os.environ.get(self.config.api_key_env) or "none"
         self._openai = openai
+        self._transport = "http" if self.config.transport == "auto" else self.config.transport
+        if self._transport == "aiohttp" and importlib.util.find_spec("aiohttp") is None:
+            raise DependencyNotInstalled(
+                "llm.transport 'aiohttp' needs aiohttp: pip install 'recoworld[llm]'"
+            )
         self._modes = [
             0 if self.config.structured == "auto" else _MODES.index(self.config.structured)
             for _ in self.endpoints
@@ -208,6 +230,7 @@ class LLMClient:
         self._next = 0
         self._shard = 0
         self.cache = ResponseCache(self.config.cache) if self.config.cache else None
+        self._params_json: dict[tuple[int, int], tuple[Mapping[str, Any] | None, str]] = {}
         self.usage = Usage()
         self.by_tag: dict[str, Usage] = {}
         self._loop = asyncio.new_event_loop()
@@ -226,13 +249,31 @@ class LLMClient:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     async def _open(self, key: str) -> list[list[Any]]:
+        """Per endpoint, the objects requests go through: aiohttp sessions or openai clients."""
+        shards = max(1, -(-self.config.concurrency // _CONNECTIONS_PER_CLIENT))
+        if self._transport == "http":
+            auth = {"Authorization": f"Bearer {key}"}
+            return [[HTTPPool(url, auth, self.config.timeout_s)] for url in self.endpoints]
+        if self._transport == "aiohttp":
+            import aiohttp
+
+            headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+            timeout = aiohttp.ClientTimeout(total=self.config.timeout_s)
+            return [
+                [
+                    aiohttp.ClientSession(
+                        connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+                        headers=headers,
+                        timeout=timeout,
+                    )
+                ]
+                for _ in self.endpoints
+            ]
         # Several clients per endpoint, each with a small connection pool: one pool holding
         # hundreds of connections spends more CPU finding a free one than sending the request.
-        shards = max(1, -(-self.config.concurrency // _CONNECTIONS_PER_CLIENT))
+        # openai[aiohttp]: the same client on a transport that costs less CPU per request.
         transport = getattr(self._openai, "DefaultAioHttpClient", None)
-        try:  # openai[aiohttp]: the same client on a transport that costs less CPU per request
-            import aiohttp  # noqa: F401
-        except ImportError:
+        if importlib.util.find_spec("aiohttp") is None:
             transport = None
         return [
             [
@@ -254,7 +295,12 @@ class LLMClient:
     async def _close_clients(self) -> None:
         for shards in self._clients:
             for client in shards:
-                await client.close()
+                if isinstance(client, HTTPPool):
+                    client.close()
+                else:
+                    await client.close()
+        if self._transport == "aiohttp":
+            await asyncio.sleep(0)  # let aiohttp finish closing its connections
 
     def close(self) -> None:
         """Close the connections, the event loop and the cache."""
@@ -393,15 +439,20 @@ class LLMClient:
     def _key(
         self, messages: list[dict[str, str]], schema: Mapping[str, Any] | None, max_tokens: int
     ) -> str:
-        """The cache key of one server call: everything that determines its reply."""
+        """The cache key of one server call: everything that determines its reply
+        (:func:`request_key`, with the JSON of the parameters reused across requests)."""
         c = self.config
-        params = {
-            "temperature": c.temperature,
-            "max_tokens": max_tokens,
-            "seed": c.seed,
-            "schema": schema,
-        }
-        return request_key(c.model, messages, params)
+        memo = self._params_json.get((id(schema), max_tokens))
+        if memo is None or memo[0] is not schema:
+            params = {
+                "temperature": c.temperature,
+                "max_tokens": max_tokens,
+                "seed": c.seed,
+                "schema": schema,
+            }
+            memo = (schema, canonical_json(params))
+            self._params_json[(id(schema), max_tokens)] = memo
+        return request_key_from_json(c.model, canonical_json(messages), memo[1])
 
     def _pick(self) -> int:
         if len(self.endpoints) == 1:
@@ -449,7 +500,6 @@ class LLMClient:
         max_tokens: int,
         batch: _Batch,
     ) -> _Raw:
-        c, errors = self.config, self._openai
         known = batch.fresh.get(key)
         if known is None and self.cache is not None:
             known = self.cache.get_many([key]).get(key)
@@ -463,94 +513,174 @@ class LLMClient:
         if self.offline:
             return _Raw(error=OFFLINE_MISS)
         async with self._semaphore:
-            if self._over_budget(batch):
-                return _Raw(error="budget")
-            attempt = 0
-            while True:
-                endpoint = self._pick()
-                mode = self._modes[endpoint]
-                kwargs: dict[str, Any] = {
-                    "model": c.model,
-                    "messages": self._instructed(messages, schema, _MODES[mode]),
-                    "temperature": c.temperature,
-                    "max_tokens": max_tokens,
-                    **self._format(mode, schema),
-                }
-                if c.seed is not None:
-                    kwargs["seed"] = c.seed
-                self._inflight[endpoint] += 1
-                start = time.perf_counter()
-                try:
-                    # The client's low-level POST: the same transport, auth and error types as
-                    # chat.completions.create, without its per-request parameter and response
-                    # model conversions (which cost more CPU than the rest of the call).
-                    shards = self._clients[endpoint]
-                    self._shard = (self._shard + 1) % len(shards)
-                    reply = await shards[self._shard].post(
-                        "/chat/completions", body=kwargs, cast_to=dict
+            raw = await self._send(key, messages, schema, max_tokens, batch)
+        # Let the requests waiting for a slot go out before this reply is validated: in a
+        # wave of replies, the next requests then leave at the wave's start, not its end.
+        await asyncio.sleep(0)
+        return raw
+
+    async def _send(
+        self,
+        key: str,
+        messages: list[dict[str, str]],
+        schema: Mapping[str, Any] | None,
+        max_tokens: int,
+        batch: _Batch,
+    ) -> _Raw:
+        """One request to a server, with retries (the caller holds a concurrency slot)."""
+        c = self.config
+        if self._over_budget(batch):
+            return _Raw(error="budget")
+        attempt = 0
+        while True:
+            endpoint = self._pick()
+            mode = self._modes[endpoint]
+            kwargs: dict[str, Any] = {
+                "model": c.model,
+                "messages": self._instructed(messages, schema, _MODES[mode]),
+                "temperature": c.temperature,
+                "max_tokens": max_tokens,
+                **self._format(mode, schema),
+            }
+            if c.seed is not None:
+                kwargs["seed"] = c.seed
+            self._inflight[endpoint] += 1
+            start = time.perf_counter()
+            try:
+                reply = await self._post(endpoint, kwargs)
+            except _Failure as exc:
+                status = exc.status  # None: transport error
+                if (
+                    status is not None
+                    and schema is not None
+                    and c.structured == "auto"
+                    and mode + 1 < len(_MODES)
+                    and "response_format" in kwargs
+                    and "response_format" in exc.message
+                ):
+                    # A server that does not take this output format says so in the error
+                    # (400 or 422; llama-cpp-python's server answers 500): next format.
+                    logger.info(
+                        "endpoint %s rejected response_format %s; trying %s",
+                        self.endpoints[endpoint],
+                        _MODES[mode],
+                        _MODES[mode + 1],
                     )
-                except (errors.APIConnectionError, errors.APIStatusError) as exc:
-                    status = getattr(exc, "status_code", None)  # None: transport error
-                    if (
-                        status is not None
-                        and schema is not None
-                        and c.structured == "auto"
-                        and mode + 1 < len(_MODES)
-                        and "response_format" in kwargs
-                        and "response_format" in str(exc)
-                    ):
-                        # A server that does not take this output format says so in the error
-                        # (400 or 422; llama-cpp-python's server answers 500): next format.
-                        logger.info(
-                            "endpoint %s rejected response_format %s; trying %s",
-                            self.endpoints[endpoint],
-                            _MODES[mode],
-                            _MODES[mode + 1],
-                        )
-                        self._modes[endpoint] = mode + 1
-                        continue
-                    if status is not None and status != 429 and status < 500:
-                        return _Raw(error=f"HTTP {status}: {_brief(exc)}", calls=attempt + 1)
-                    if attempt >= c.max_retries:  # transport errors, 429 and 5xx are retried
-                        return _Raw(
-                            error=f"gave up after {attempt + 1} attempts: {_brief(exc)}",
-                            calls=attempt + 1,
-                        )
-                    batch.retries += 1
-                    wait = min(c.backoff_max_s, c.backoff_s * 2**attempt)
-                    jitter = random.Random(f"{key}:{attempt}").uniform(0.5, 1.0)
-                    attempt += 1
-                    await asyncio.sleep(wait * jitter)
+                    self._modes[endpoint] = mode + 1
                     continue
-                except (errors.APIError, ValueError) as exc:  # e.g. a body that is not JSON
-                    return _Raw(error=f"unusable reply: {_brief(exc)}", calls=attempt + 1)
-                finally:
-                    self._inflight[endpoint] -= 1
-                if not isinstance(reply, dict):
-                    return _Raw(error="unusable reply: not a JSON object", calls=attempt + 1)
-                latency = time.perf_counter() - start
-                choices = reply.get("choices") or [{}]
-                choice = choices[0] if isinstance(choices[0], dict) else {}
-                message = choice.get("message") or {}
-                text = message.get("content") or ""
-                usage = reply.get("usage") or {}
-                raw = _Raw(
-                    text=str(text),
-                    prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                    completion_tokens=int(usage.get("completion_tokens") or 0),
-                    calls=attempt + 1,
-                    latency_s=latency,
-                )
-                batch.tokens += raw.prompt_tokens + raw.completion_tokens
-                batch.cost_usd += self._spent(raw.prompt_tokens, raw.completion_tokens)
-                batch.fresh[key] = {
-                    "model": c.model,
-                    "text": raw.text,
-                    "prompt_tokens": raw.prompt_tokens,
-                    "completion_tokens": raw.completion_tokens,
-                    "finish_reason": choice.get("finish_reason"),
-                }
-                return raw
+                if status is not None and status != 429 and status < 500:
+                    return _Raw(error=f"HTTP {status}: {exc.message}", calls=attempt + 1)
+                if attempt >= c.max_retries:  # transport errors, 429 and 5xx are retried
+                    return _Raw(
+                        error=f"gave up after {attempt + 1} attempts: {exc.message}",
+                        calls=attempt + 1,
+                    )
+                batch.retries += 1
+                wait = min(c.backoff_max_s, c.backoff_s * 2**attempt)
+                jitter = random.Random(f"{key}:{attempt}").uniform(0.5, 1.0)
+                attempt += 1
+                await asyncio.sleep(wait * jitter)
+                continue
+            except _Unusable as exc:  # e.g. a body that is not JSON
+                return _Raw(error=f"unusable reply: {exc}", calls=attempt + 1)
+            finally:
+                self._inflight[endpoint] -= 1
+            if not isinstance(reply, dict):
+                return _Raw(error="unusable reply: not a JSON object", calls=attempt + 1)
+            latency = time.perf_counter() - start
+            choices = reply.get("choices") or [{}]
+            choice = choices[0] if isinstance(choices[0], dict) else {}
+            message = choice.get("message") or {}
+            text = message.get("content") or ""
+            usage = reply.get("usage") or {}
+            raw = _Raw(
+                text=str(text),
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+                calls=attempt + 1,
+                latency_s=latency,
+            )
+            batch.tokens += raw.prompt_tokens + raw.completion_tokens
+            batch.cost_usd += self._spent(raw.prompt_tokens, raw.completion_tokens)
+            batch.fresh[key] = {
+                "model": c.model,
+                "text": raw.text,
+                "prompt_tokens": raw.prompt_tokens,
+                "completion_tokens": raw.completion_tokens,
+                "finish_reason": choice.get("finish_reason"),
+            }
+            return raw
+
+    async def _post(self, endpoint: int, body: dict[str, Any]) -> Any:
+        """POST ``body`` to ``/chat/completions`` of ``endpoint``; the decoded JSON reply.
+
+        Raises :class:`_Failure` (HTTP status, or ``None`` for a transport error or timeout) or
+        :class:`_Unusable` (a 200 whose body is not JSON)."""
+        shards = self._clients[endpoint]
+        self._shard = (self._shard + 1) % len(shards)
+        client = shards[self._shard]
+        if self._transport == "http":
+            try:
+                status, raw = await client.post("/chat/completions", json.dumps(body).encode())
+            except HTTPError as exc:
+                raise _Failure(None, f"HTTPError: {exc}") from None
+            return _decode(status, raw)
+        if self._transport == "aiohttp":
+            import aiohttp
+
+            try:
+                async with client.post(
+                    self.endpoints[endpoint] + "/chat/completions", data=json.dumps(body)
+                ) as response:
+                    status = response.status
+                    raw = await response.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise _Failure(None, _brief(exc)) from None
+            return _decode(status, raw)
+        errors = self._openai
+        try:
+            # The client's low-level POST: the same transport, auth and error types as
+            # chat.completions.create, without its per-request parameter and response model
+            # conversions (which cost more CPU than the rest of the call).
+            return await client.post("/chat/completions", body=body, cast_to=dict)
+        except errors.APIStatusError as exc:
+            raise _Failure(exc.status_code, _brief(exc)) from None
+        except errors.APIConnectionError as exc:
+            raise _Failure(None, _brief(exc)) from None
+        except (errors.APIError, ValueError) as exc:
+            raise _Unusable(_brief(exc)) from None
+
+
+class _Failure(Exception):
+    def __init__(self, status: int | None, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class _Unusable(Exception):
+    pass
+
+
+def _decode(status: int, raw: bytes) -> Any:
+    """The JSON of a reply; raises :class:`_Failure` for an HTTP error status and
+    :class:`_Unusable` for a 200 whose body is not JSON."""
+    if status >= 400:
+        raise _Failure(status, _error_message(raw))
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise _Unusable("the body is not JSON") from None
+
+
+def _error_message(raw: bytes) -> str:
+    """The ``error.message`` of an OpenAI-style error body, else the body's start."""
+    try:
+        data = json.loads(raw)
+        message = data["error"]["message"] if isinstance(data.get("error"), dict) else data
+    except (ValueError, KeyError, TypeError, AttributeError):
+        message = raw[:300].decode("utf-8", "replace")
+    return " ".join(str(message).split())[:300]
 
 
 def _brief(exc: BaseException) -> str:

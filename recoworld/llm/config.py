@@ -46,6 +46,10 @@ class LLMConfig:
         budget_usd: stop making calls once this much money is spent (with the prices below).
         price_prompt_per_1k: price of 1,000 prompt tokens, in US dollars.
         price_completion_per_1k: price of 1,000 completion tokens, in US dollars.
+        transport: how requests travel, all speaking the same OpenAI wire protocol: ``http``
+            (recoworld's lean HTTP/1.1 client, :mod:`recoworld.llm.http`: the least CPU per
+            request, which is what bounds requests/s with hundreds in flight), ``aiohttp``,
+            ``openai`` (the openai client's own stack), or ``auto`` (= ``http``).
     """
 
     base_urls: tuple[str, ...] = ()
@@ -67,6 +71,7 @@ class LLMConfig:
     budget_usd: float | None = None
     price_prompt_per_1k: float = 0.0
     price_completion_per_1k: float = 0.0
+    transport: Literal["auto", "http", "aiohttp", "openai"] = "auto"
 
     def __post_init__(self) -> None:
         for url in self.base_urls:
