@@ -69,11 +69,12 @@ def test_results_come_back_in_request_order_with_bounded_concurrency() -> None:
         assert client.by_tag["user:1"].requests == 10
 
 
-def test_transport_errors_429_and_5xx_are_retried_other_errors_are_not() -> None:
+@pytest.mark.parametrize("transport", ["http", "aiohttp", "openai"])
+def test_transport_errors_429_and_5xx_are_retried_other_errors_are_not(transport: str) -> None:
     faults = {0: "500", 1: "429", 2: "drop", 3: "500", 4: "500"}
     with (
         StubServer(faults=faults.get) as stub,
-        LLMClient(_config(stub, concurrency=1, max_retries=2)) as client,
+        LLMClient(_config(stub, concurrency=1, max_retries=2, transport=transport)) as client,
     ):
         first = client.chat(_requests(1))[0]  # 500, 429, drop: three attempts, then gives up
         assert not first.valid
@@ -83,17 +84,18 @@ def test_transport_errors_429_and_5xx_are_retried_other_errors_are_not() -> None
         assert second.calls == 3
         assert client.usage.retries == 4
     bad = StubServer(reject_formats=("json_schema", "json_object"))
-    with bad, LLMClient(_config(bad, structured="json_schema")) as client:
+    with bad, LLMClient(_config(bad, structured="json_schema", transport=transport)) as client:
         rejected = client.chat(_requests(1))[0]
         assert rejected.error is not None
         assert rejected.error.startswith("HTTP 400")
         assert bad.received == 1  # a 400 is the caller's problem: not retried
 
 
-def test_a_server_slower_than_the_timeout_fails_the_request_not_the_run() -> None:
+@pytest.mark.parametrize("transport", ["http", "aiohttp", "openai"])
+def test_a_server_slower_than_the_timeout_fails_the_request_not_the_run(transport: str) -> None:
     with (
         StubServer(faults=lambda n: "hang" if n < 2 else None) as stub,
-        LLMClient(_config(stub, timeout_s=0.3, max_retries=1)) as client,
+        LLMClient(_config(stub, timeout_s=0.3, max_retries=1, transport=transport)) as client,
     ):
         result = client.chat(_requests(1))[0]
         assert not result.valid
@@ -101,10 +103,13 @@ def test_a_server_slower_than_the_timeout_fails_the_request_not_the_run() -> Non
         assert client.chat(_requests(1))[0].valid  # the server answers again
 
 
-def test_structured_output_falls_back_per_endpoint_as_the_server_rejects_formats() -> None:
+@pytest.mark.parametrize("transport", ["http", "aiohttp", "openai"])
+def test_structured_output_falls_back_per_endpoint_as_the_server_rejects_formats(
+    transport: str,
+) -> None:
     with (
         StubServer(reject_formats=("json_schema",)) as stub,
-        LLMClient(_config(stub)) as client,
+        LLMClient(_config(stub, transport=transport)) as client,
     ):
         results = client.chat(_requests(3))
         assert all(r.valid for r in results)
@@ -113,7 +118,7 @@ def test_structured_output_falls_back_per_endpoint_as_the_server_rejects_formats
         assert kinds[-1] == "json_object"
     with (
         StubServer(reject_formats=("json_schema", "json_object")) as stub,
-        LLMClient(_config(stub)) as client,
+        LLMClient(_config(stub, transport=transport)) as client,
     ):
         assert client.chat(_requests(1))[0].valid
         last = stub.bodies[-1]
@@ -222,10 +227,11 @@ def test_validate_and_stub_examples_agree() -> None:
     assert "not JSON" in (validate('{"action": ', SCHEMA)[1] or "")
 
 
-def test_a_reply_that_is_not_json_fails_that_request_only() -> None:
+@pytest.mark.parametrize("transport", ["http", "aiohttp", "openai"])
+def test_a_reply_that_is_not_json_fails_that_request_only(transport: str) -> None:
     with (
         StubServer(faults=lambda n: "garbage" if n == 1 else None) as stub,
-        LLMClient(_config(stub, concurrency=1)) as client,
+        LLMClient(_config(stub, concurrency=1, transport=transport)) as client,
     ):
         results = client.chat(_requests(3))
     assert [r.valid for r in results] == [True, False, True]

@@ -231,6 +231,7 @@ class LLMClient:
         self._shard = 0
         self.cache = ResponseCache(self.config.cache) if self.config.cache else None
         self._params_json: dict[tuple[int, int], tuple[Mapping[str, Any] | None, str]] = {}
+        self._format_memo: dict[tuple[int, int], tuple[Mapping[str, Any] | None, str]] = {}
         self.usage = Usage()
         self.by_tag: dict[str, Usage] = {}
         self._loop = asyncio.new_event_loop()
@@ -480,6 +481,16 @@ class LLMClient:
             }
         return {"response_format": {"type": "json_object", "schema": dict(schema)}}
 
+    def _format_json(self, mode: int, schema: Mapping[str, Any] | None) -> str:
+        """The JSON of :meth:`_format`'s ``response_format`` ("" for none), memoized per
+        (mode, schema object)."""
+        memo = self._format_memo.get((mode, id(schema)))
+        if memo is None or memo[0] is not schema:
+            fmt = self._format(mode, schema).get("response_format")
+            memo = (schema, json.dumps(fmt) if fmt is not None else "")
+            self._format_memo[(mode, id(schema))] = memo
+        return memo[1]
+
     @staticmethod
     def _instructed(
         messages: list[dict[str, str]], schema: Mapping[str, Any] | None, mode: str
@@ -540,14 +551,13 @@ class LLMClient:
                 "messages": self._instructed(messages, schema, _MODES[mode]),
                 "temperature": c.temperature,
                 "max_tokens": max_tokens,
-                **self._format(mode, schema),
             }
             if c.seed is not None:
                 kwargs["seed"] = c.seed
             self._inflight[endpoint] += 1
             start = time.perf_counter()
             try:
-                reply = await self._post(endpoint, kwargs)
+                reply = await self._post(endpoint, kwargs, mode, schema)
             except _Failure as exc:
                 status = exc.status  # None: transport error
                 if (
@@ -555,7 +565,7 @@ class LLMClient:
                     and schema is not None
                     and c.structured == "auto"
                     and mode + 1 < len(_MODES)
-                    and "response_format" in kwargs
+                    and bool(self._format_json(mode, schema))
                     and "response_format" in exc.message
                 ):
                     # A server that does not take this output format says so in the error
@@ -611,8 +621,11 @@ class LLMClient:
             }
             return raw
 
-    async def _post(self, endpoint: int, body: dict[str, Any]) -> Any:
-        """POST ``body`` to ``/chat/completions`` of ``endpoint``; the decoded JSON reply.
+    async def _post(
+        self, endpoint: int, body: dict[str, Any], mode: int, schema: Mapping[str, Any] | None
+    ) -> Any:
+        """POST ``body`` with the output format of ``mode`` for ``schema`` to
+        ``/chat/completions`` of ``endpoint``; the decoded JSON reply.
 
         Raises :class:`_Failure` (HTTP status, or ``None`` for a transport error or timeout) or
         :class:`_Unusable` (a 200 whose body is not JSON)."""
@@ -620,11 +633,17 @@ class LLMClient:
         self._shard = (self._shard + 1) % len(shards)
         client = shards[self._shard]
         if self._transport == "http":
+            text = json.dumps(body)
+            fmt = self._format_json(mode, schema)  # the schema's JSON, encoded once
+            if fmt:
+                text = f'{text[:-1]},"response_format":{fmt}}}'
             try:
-                status, raw = await client.post("/chat/completions", json.dumps(body).encode())
+                status, raw = await client.post("/chat/completions", text.encode())
             except HTTPError as exc:
                 raise _Failure(None, f"HTTPError: {exc}") from None
             return _decode(status, raw)
+        body = {**body, **self._format(mode, schema)}
+        body = {**body, **self._format(mode, schema)}
         if self._transport == "aiohttp":
             import aiohttp
 
