@@ -304,6 +304,7 @@ def _print_summary(summary: dict[str, Any], status: str, ticks: int, n_ticks: in
         "llm/valid_rate": "LLM parse-valid rate",
         "llm/cache_hits": "LLM cache hits",
         "llm/fallbacks": "fallbacks to the numeric model",
+        "llm/cost_usd": "LLM cost (USD)",
     }
     table = Table(title=f"recoworld run — {status}, {ticks}/{n_ticks} ticks")
     table.add_column("metric")

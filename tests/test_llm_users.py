@@ -368,8 +368,17 @@ def test_semantic_ids_are_unique_and_share_prefixes_for_near_items() -> None:
 
 def test_llm_calls_rows_are_stable_dataframes(tmp_path: Path) -> None:
     with StubServer(reply=scripted) as stub:
-        Simulation(_config(stub, {"clock.ticks": 80}), out_dir=tmp_path).run()
+        prices = {
+            "llm.client.price_prompt_per_1k": 0.5,
+            "llm.client.price_completion_per_1k": 2.0,
+        }
+        Simulation(_config(stub, prices), out_dir=tmp_path).run()
     calls = read_run(tmp_path).llm_calls
+    # The stub reports 10 prompt and 5 completion tokens a call: (10 · 0.5 + 5 · 2) / 1000.
+    served = calls[~calls["cached"] & (calls["prompt_tokens"] > 0)]
+    assert len(served) > 0
+    assert np.allclose(served["cost_usd"], 0.015)
+    assert summarize_run(tmp_path)["llm/cost_usd"] == pytest.approx(calls["cost_usd"].sum())
     assert isinstance(calls, pd.DataFrame)
     assert list(calls.columns) == [
         "run",
@@ -380,6 +389,7 @@ def test_llm_calls_rows_are_stable_dataframes(tmp_path: Path) -> None:
         "prompt_hash",
         "prompt_tokens",
         "completion_tokens",
+        "cost_usd",
         "latency_s",
         "cached",
         "valid",

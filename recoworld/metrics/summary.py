@@ -47,6 +47,7 @@ def llm_summary(calls: Any) -> dict[str, Any]:
         "llm/calls": len(calls),
         "llm/prompt_tokens": int(calls["prompt_tokens"].sum()),
         "llm/completion_tokens": int(calls["completion_tokens"].sum()),
+        "llm/cost_usd": float(calls["cost_usd"].sum()),
         "llm/valid_rate": float(calls["valid"].mean()),
         "llm/cache_hits": int(calls["cached"].sum()),
         "llm/fallbacks": int(calls["fallback"].sum()),

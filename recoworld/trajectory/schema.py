@@ -123,6 +123,7 @@ TABLES: dict[str, pa.Schema] = {
             pa.field("prompt_hash", pa.string()),
             pa.field("prompt_tokens", pa.int32(), nullable=False),
             pa.field("completion_tokens", pa.int32(), nullable=False),
+            pa.field("cost_usd", pa.float64(), nullable=False),
             pa.field("latency_s", pa.float32(), nullable=False),
             pa.field("cached", pa.bool_(), nullable=False),
             pa.field("valid", pa.bool_(), nullable=False),

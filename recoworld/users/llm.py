@@ -166,6 +166,7 @@ _CALL_COLUMNS = (
     "prompt_hash",
     "prompt_tokens",
     "completion_tokens",
+    "cost_usd",
     "latency_s",
     "cached",
     "valid",
@@ -306,6 +307,13 @@ class LLMUserModel(UserModel):
             "prompt_hash": result.key if result is not None else None,
             "prompt_tokens": result.prompt_tokens if result is not None else 0,
             "completion_tokens": result.completion_tokens if result is not None else 0,
+            "cost_usd": 0.0
+            if result is None or result.cached
+            else (
+                result.prompt_tokens * self.llm.client.price_prompt_per_1k
+                + result.completion_tokens * self.llm.client.price_completion_per_1k
+            )
+            / 1000,
             "latency_s": latency,
             "cached": cached,
             "valid": bool(result is not None and result.valid),
