@@ -40,7 +40,7 @@ from numpy.typing import NDArray
 
 from recoworld.errors import BudgetExceeded, ConfigError
 from recoworld.llm.client import OFFLINE_MISS
-from recoworld.trajectory.schema import CALL_PURPOSES
+from recoworld.trajectory.schema import CALL_PURPOSES, TABLES
 from recoworld.users.base import SOURCE_SOCIAL, Feed, Instructions, Responses, ReturnPlan, UserModel
 from recoworld.users.persona import Persona, assign_personas, load_persona_pack, synthesize_personas
 
@@ -159,22 +159,8 @@ class _Said:
     risk: float
 
 
-_CALL_COLUMNS = (
-    "tick",
-    "user",
-    "purpose",
-    "prompt_hash",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost_usd",
-    "latency_s",
-    "cached",
-    "valid",
-    "repaired",
-    "fallback",
-    "error",
-    "output",
-)
+#: The columns the model fills (``run`` and ``model`` are constant, added when recording).
+_CALL_COLUMNS = tuple(n for n in TABLES["llm_calls"].names if n not in ("run", "model"))
 
 
 class LLMUserModel(UserModel):
