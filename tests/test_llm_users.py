@@ -200,6 +200,24 @@ def test_replay_without_a_server_is_byte_identical(tmp_path: Path) -> None:
     assert calls["fallback"].any()  # the injected failures replay as the same fallbacks
 
 
+def test_replay_of_a_run_stopped_by_its_budget_stops_at_the_same_tick(tmp_path: Path) -> None:
+    original = tmp_path / "run"
+    with StubServer(reply=scripted) as stub:
+        args = [
+            "run",
+            *("--users", "60", "--ticks", "288", "--out", str(original), "-q"),
+            *("--llm-fraction", "0.25", "--llm-model", "stub", "--llm-base-url", stub.base_url),
+            *("--llm-budget-tokens", "300", "--llm-concurrency", "2"),
+            *("--set", "world.n_items=400"),
+        ]
+        assert main(args) == 0
+    assert read_manifest(original)["status"] == "budget_exhausted"
+    calls = read_run(original).llm_calls
+    assert (calls["error"] == "budget").any()
+    assert main(["replay", str(original), "--out", str(tmp_path / "again"), "-q"]) == 0
+    assert compare_runs(original, tmp_path / "again") == []
+
+
 def test_replay_without_the_cache_is_a_named_error(tmp_path: Path) -> None:
     from recoworld.errors import TrajectoryError
     from recoworld.replay import replay_simulation

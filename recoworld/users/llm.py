@@ -321,12 +321,22 @@ class LLMUserModel(UserModel):
         except BudgetExceeded as exc:
             self.stop_reason = str(exc)
             return [None] * len(requests)
-        if any(r is not None and r.error == "budget" for r in results):
+        if any(self._recorded_error(k, r) == "budget" for k, r in enumerate(results)):
             self.stop_reason = (
                 f"the LLM budget is spent ({self.client.usage.tokens:,} tokens); "
                 "raise llm.client.budget_tokens / budget_usd to go on"
             )
         return results
+
+    def _recorded_error(self, k: int, result: ChatResult | None) -> str | None:
+        """The error the ``k``-th result of the batch about to be recorded will carry: in a
+        replay, a call the cache cannot answer takes the original run's error."""
+        if result is None:
+            return "budget"
+        index = self._replayed + k
+        if result.error == OFFLINE_MISS and self._replay is not None and index < len(self._replay):
+            return self._replay[index][2]
+        return result.error
 
     # -- prompts ----------------------------------------------------------------------------
     def _item_texts(self, world: World) -> ItemTexts:
