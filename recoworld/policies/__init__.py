@@ -36,6 +36,10 @@ _REGISTRY: dict[str, str] = {
     "random": "recoworld.policies.baselines:RandomPolicy",
     "most_popular": "recoworld.policies.baselines:MostPopularPolicy",
     "oracle": "recoworld.policies.oracle:OraclePolicy",
+    "trending": "recoworld.policies.learned:TrendingPolicy",
+    "mf": "recoworld.policies.learned:MatrixFactorizationPolicy",
+    "instruction_aware": "recoworld.policies.rerank:InstructionAwarePolicy",
+    "mmr": "recoworld.policies.rerank:MMRPolicy",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from recoworld.policies.base import Feedback, RecommendRequest, Slates, slates_from_scores
 
@@ -18,9 +19,12 @@ class RandomPolicy:
 
     name = "random"
 
+    def score(self, request: RecommendRequest) -> NDArray[np.float32]:
+        """Uniform random scores from the policy stream."""
+        return request.rng.random(request.candidates.shape, dtype=np.float32)
+
     def recommend(self, request: RecommendRequest) -> Slates:
-        scores = request.rng.random(request.candidates.shape, dtype=np.float32)
-        return slates_from_scores(request, scores, 1.0 / request.candidates.shape[1])
+        return slates_from_scores(request, self.score(request), 1.0 / request.candidates.shape[1])
 
     def update(self, feedback: Feedback) -> None:
         """Random does not learn."""
@@ -34,9 +38,12 @@ class MostPopularPolicy:
 
     name = "most_popular"
 
+    def score(self, request: RecommendRequest) -> NDArray[np.float32]:
+        """``log1p`` of each candidate's clicks so far."""
+        return np.log1p(request.catalog.clicks[request.candidates].astype(np.float32))
+
     def recommend(self, request: RecommendRequest) -> Slates:
-        clicks = request.catalog.clicks[request.candidates]
-        return slates_from_scores(request, np.log1p(clicks.astype(np.float32)))
+        return slates_from_scores(request, self.score(request))
 
     def update(self, feedback: Feedback) -> None:
         """Popularity is read from the catalogue's counters, which the schedule maintains."""

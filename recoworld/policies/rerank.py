@@ -1,0 +1,202 @@
+"""Wrappers that re-rank another policy's scores: the instruction-aware planner and MMR.
+
+Both wrap any policy with ``score(request) -> [n, C]`` (every built-in scoring policy has one),
+by name (``base="mf"``, with ``base_params``) or as an object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from recoworld.errors import ConfigError
+from recoworld.policies.base import Feedback, RecommendRequest, Slates, slates_from_scores
+from recoworld.policies.parsing import parse_instruction
+
+__all__ = ["InstructionAwarePolicy", "MMRPolicy", "Preferences"]
+
+
+def _base(base: Any, params: dict[str, Any] | None) -> Any:
+    if isinstance(base, str):
+        from recoworld.policies import make_policy
+
+        base = make_policy(base, **(params or {}))
+    if not callable(getattr(base, "score", None)):
+        raise ConfigError(
+            f"policy.params.base: {getattr(base, 'name', base)!r} has no score(request); "
+            "wrap a scoring policy (random, most_popular, trending, mf)"
+        )
+    return base
+
+
+def _standardize(scores: NDArray[np.floating]) -> NDArray[np.float32]:
+    """Per row: zero mean, unit spread (a constant row becomes zeros)."""
+    mean = scores.mean(axis=1, keepdims=True)
+    std = scores.std(axis=1, keepdims=True)
+    return ((scores - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
+
+
+@dataclass(slots=True)
+class Preferences:
+    """One user's preferences consolidated from its instructions this session."""
+
+    more: set[int]
+    less: set[int]
+    fresh: bool
+    last_text: str
+
+
+class InstructionAwarePolicy:
+    """Listens to reflective instructions: parses their words, then plans over a base policy.
+
+    **Parser** (RecBot-style, rule-based by default): each new instruction text is read by
+    :func:`recoworld.policies.parsing.parse_instruction` into topics asked more of, topics asked
+    less of, and whether the user wants fresh items. **Consolidation** across turns within a
+    session: a new instruction adds to the wanted and refused topics, a topic asked for again
+    leaves the refused set and vice versa, and "fresh" stays once asked; a new session starts
+    empty. **Planner**: the base policy's scores, standardized per user, then ``+boost`` for
+    wanted topics; refused topics are filtered out (``hard=True``, as long as ``k`` candidates
+    remain) or get ``−attenuate``; under "fresh", items in the user's recent history are
+    filtered out likewise. It reads only the words, never the logged intent. Deterministic
+    given its base: propensity of the base.
+
+    Args:
+        base: name of a scoring policy (``mf``, ``most_popular``, ``trending``, ``random``) or
+            a policy object with ``score``.
+        base_params: parameters of the named base.
+        boost: score added to wanted topics (in standard deviations of the base's scores).
+        attenuate: score removed from refused topics when not filtered.
+        hard: filter refused topics and, under "fresh", seen items (else attenuate them).
+    """
+
+    name = "instruction_aware"
+
+    def __init__(
+        self,
+        *,
+        base: Any = "mf",
+        base_params: dict[str, Any] | None = None,
+        boost: float = 1.5,
+        attenuate: float = 1.5,
+        hard: bool = True,
+    ) -> None:
+        self.base = _base(base, base_params)
+        self.name = f"instruction_aware[{self.base.name}]"
+        self.boost, self.attenuate, self.hard = float(boost), float(attenuate), bool(hard)
+        self.preferences: dict[int, Preferences] = {}
+        self.parsed_instructions = 0
+
+    def _consolidate(self, user: int, text: str | None, topics: tuple[str, ...]) -> Preferences:
+        current = self.preferences.get(user)
+        if text is None:  # no instruction this session (yet): nothing to remember
+            self.preferences.pop(user, None)
+            return Preferences(set(), set(), False, "")
+        if current is not None and current.last_text == text:
+            return current
+        parsed = parse_instruction(text, topics)
+        self.parsed_instructions += 1
+        if current is None:
+            current = Preferences(set(), set(), False, "")
+        current.more = (current.more - parsed.less) | parsed.more
+        current.less = (current.less - parsed.more) | parsed.less
+        current.fresh = current.fresh or parsed.fresh
+        current.last_text = text
+        self.preferences[user] = current
+        return current
+
+    def score(self, request: RecommendRequest) -> NDArray[np.float32]:
+        cat, cand = request.catalog, request.candidates
+        scores = _standardize(self.base.score(request))
+        topic = cat.topic[cand]
+        k = request.k
+        for row, (user, text) in enumerate(
+            zip(request.users.tolist(), request.instructions, strict=True)
+        ):
+            prefs = self._consolidate(user, text, cat.topic_names)
+            if not (prefs.more or prefs.less or prefs.fresh):
+                continue
+            if prefs.more:
+                scores[row] += self.boost * np.isin(topic[row], list(prefs.more))
+            unwanted = np.zeros(cand.shape[1], bool)
+            if prefs.less:
+                unwanted |= np.isin(topic[row], list(prefs.less))
+            if prefs.fresh:
+                unwanted |= np.isin(cand[row], request.history[row])
+            if self.hard and (~unwanted).sum() >= k:
+                scores[row, unwanted] = -np.inf
+            else:
+                scores[row] -= self.attenuate * unwanted
+        return scores
+
+    def recommend(self, request: RecommendRequest) -> Slates:
+        return slates_from_scores(request, self.score(request))
+
+    def update(self, feedback: Feedback) -> None:
+        self.base.update(feedback)
+        for user in feedback.left_users.tolist():  # the session ended: preferences end with it
+            self.preferences.pop(user, None)
+
+
+class MMRPolicy:
+    """Maximal marginal relevance: diversifies any scoring policy's slate.
+
+    Greedily, position by position, picks the candidate maximizing
+    ``λ · relevance − (1 − λ) · max cos(item, items already picked)``, where relevance is the
+    base policy's score rescaled to [0, 1] per user and cos is over the catalogue's public item
+    embeddings. ``λ = 1`` is the base ranking; smaller values trade relevance for variety.
+    Deterministic given its base: propensity 1.
+
+    Args:
+        base: name of a scoring policy or a policy object with ``score``.
+        base_params: parameters of the named base.
+        lam: the relevance weight λ in [0, 1].
+    """
+
+    name = "mmr"
+
+    def __init__(
+        self,
+        *,
+        base: Any = "most_popular",
+        base_params: dict[str, Any] | None = None,
+        lam: float = 0.7,
+    ) -> None:
+        if not 0.0 <= lam <= 1.0:
+            raise ConfigError(f"policy.params.lam: expected a number in [0, 1], got {lam}")
+        self.base = _base(base, base_params)
+        self.name = f"mmr[{self.base.name}]"
+        self.lam = float(lam)
+
+    def score(self, request: RecommendRequest) -> NDArray[np.float32]:
+        """Scores whose descending order is the MMR order (``k`` .. 1 for the picked items)."""
+        raw = self.base.score(request).astype(np.float64)
+        finite = np.isfinite(raw)
+        lo = np.where(finite, raw, np.inf).min(axis=1, keepdims=True)
+        hi = np.where(finite, raw, -np.inf).max(axis=1, keepdims=True)
+        rel = np.where(finite, (raw - lo) / np.where(hi > lo, hi - lo, 1.0), -np.inf)
+        emb = request.catalog.embedding[request.candidates].astype(np.float64)  # [n, C, D]
+        emb /= np.maximum(np.linalg.norm(emb, axis=2, keepdims=True), 1e-12)
+        n, c = rel.shape
+        k = min(request.k, c)
+        rows = np.arange(n)
+        picked = np.zeros((n, c), bool)
+        max_sim = np.full((n, c), -1.0)
+        out = np.full((n, c), -np.inf, np.float32)
+        for position in range(k):
+            value = self.lam * rel - (1.0 - self.lam) * np.maximum(max_sim, 0.0)
+            value[picked] = -np.inf
+            best = value.argmax(axis=1)
+            picked[rows, best] = True
+            out[rows, best] = k - position
+            sim = np.einsum("ncd,nd->nc", emb, emb[rows, best])
+            max_sim = np.maximum(max_sim, sim)
+        return out
+
+    def recommend(self, request: RecommendRequest) -> Slates:
+        return slates_from_scores(request, self.score(request))
+
+    def update(self, feedback: Feedback) -> None:
+        self.base.update(feedback)
