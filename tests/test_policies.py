@@ -177,3 +177,32 @@ def test_trending_forgets_at_its_half_life() -> None:
 def test_bad_policy_parameters_are_named(name: str, params: dict, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         make_policy(name, **params)
+
+
+def test_linucb_learns_each_users_topics() -> None:
+    for seed in (0, 1):
+        ucb = _outcomes("linucb", seed, days=1)
+        random = _outcomes("random", seed, days=1)
+        assert ucb[2] > random[2] + 0.03, (ucb, random)
+
+
+def test_epsilon_greedy_propensities_are_the_exact_choice_probabilities() -> None:
+    _, request = _request(n_cand=6)
+    base = make_policy("most_popular")
+    greedy = make_policy("epsilon_greedy", base=base, epsilon=0.0).recommend(request)
+    np.testing.assert_array_equal(greedy.items, base.recommend(request).items)
+    assert (greedy.propensities == 1.0).all()
+    uniform = make_policy("epsilon_greedy", base=base, epsilon=1.0).recommend(request)
+    np.testing.assert_allclose(uniform.propensities[0], [1 / 6, 1 / 5])
+    # Monte Carlo: the base's first choice leads the slate with probability (1 − ε) + ε / C.
+    policy = make_policy("epsilon_greedy", base=base, epsilon=0.3)
+    top = base.recommend(request).items[0, 0]
+    firsts, props = [], []
+    for draw in range(4000):
+        object.__setattr__(request, "rng", np.random.default_rng(draw))  # a fresh policy stream
+        slate = policy.recommend(request)
+        firsts.append(slate.items[0, 0] == top)
+        if slate.items[0, 0] == top:
+            props.append(slate.propensities[0, 0])
+    assert np.mean(firsts) == pytest.approx(0.7 + 0.3 / 6, abs=0.025)
+    assert np.allclose(props, 0.7 + 0.3 / 6)

@@ -38,6 +38,8 @@ _REGISTRY: dict[str, str] = {
     "oracle": "recoworld.policies.oracle:OraclePolicy",
     "trending": "recoworld.policies.learned:TrendingPolicy",
     "mf": "recoworld.policies.learned:MatrixFactorizationPolicy",
+    "linucb": "recoworld.policies.learned:LinUCBPolicy",
+    "epsilon_greedy": "recoworld.policies.learned:EpsilonGreedyPolicy",
     "instruction_aware": "recoworld.policies.rerank:InstructionAwarePolicy",
     "mmr": "recoworld.policies.rerank:MMRPolicy",
 }

@@ -1,4 +1,5 @@
-"""Policies that learn from what the platform observed: Trending and matrix factorization (BPR).
+"""Policies that learn from what the platform observed: Trending, matrix factorization (BPR),
+LinUCB, and the epsilon-greedy logging wrapper.
 
 Both only see the :class:`~recoworld.policies.base.Feedback` of past ticks (impressions, clicks,
 likes, shares) and the public catalogue — never a user's hidden state. Both expose
@@ -14,7 +15,12 @@ from numpy.typing import NDArray
 from recoworld.errors import ConfigError
 from recoworld.policies.base import Feedback, RecommendRequest, Slates, slates_from_scores
 
-__all__ = ["MatrixFactorizationPolicy", "TrendingPolicy"]
+__all__ = [
+    "EpsilonGreedyPolicy",
+    "LinUCBPolicy",
+    "MatrixFactorizationPolicy",
+    "TrendingPolicy",
+]
 
 
 class TrendingPolicy:
@@ -214,3 +220,134 @@ class MatrixFactorizationPolicy:
         np.add.at(self.Q, j, lr * (-g * pu - reg * qj))
         np.add.at(self.b, i, lr * (g[:, 0] - reg * self.b[i]))
         np.add.at(self.b, j, lr * (-g[:, 0] - reg * self.b[j]))
+
+
+class LinUCBPolicy:
+    """LinUCB with per-user topic arms: optimism in the face of uncertainty.
+
+    Each user keeps a ridge regression of click on the one-hot topic of what it examined; with
+    one-hot features the design matrix is diagonal, so per user and topic ``t``:
+    ``A_t = ridge + examined_t``, ``θ_t = clicks_t / A_t``. A candidate of topic ``t`` scores
+    ``θ_t + alpha / sqrt(A_t)`` plus ``popularity_weight · log1p(clicks)`` (a tie-breaker
+    within a topic, from the public counters). Deterministic: propensity 1.
+
+    Args:
+        alpha: exploration weight.
+        ridge: prior strength (pseudo-examinations per topic).
+        popularity_weight: weight of the popularity tie-breaker.
+    """
+
+    name = "linucb"
+
+    def __init__(
+        self, *, alpha: float = 0.5, ridge: float = 1.0, popularity_weight: float = 0.01
+    ) -> None:
+        if alpha < 0 or ridge <= 0:
+            raise ConfigError(
+                f"policy.params: expected alpha >= 0 and ridge > 0, got alpha={alpha}, "
+                f"ridge={ridge}"
+            )
+        self.alpha, self.ridge = float(alpha), float(ridge)
+        self.popularity_weight = float(popularity_weight)
+        self.examined = np.zeros((0, 0), np.float32)
+        self.clicks = np.zeros((0, 0), np.float32)
+        self._topic: NDArray[np.int16] | None = None
+
+    def _grow(self, n_users: int, n_topics: int) -> None:
+        rows, cols = self.examined.shape
+        if rows < n_users or cols < n_topics:
+            shape = (max(rows, n_users), max(cols, n_topics))
+            for name in ("examined", "clicks"):
+                grown = np.zeros(shape, np.float32)
+                old = getattr(self, name)
+                grown[: old.shape[0], : old.shape[1]] = old
+                setattr(self, name, grown)
+
+    def score(self, request: RecommendRequest) -> NDArray[np.float32]:
+        cat, cand, users = request.catalog, request.candidates, request.users
+        self._topic = cat.topic
+        self._grow(int(users.max()) + 1 if request.n else 0, cat.n_topics)
+        topic = cat.topic[cand].astype(np.intp)
+        rows = users[:, None]
+        a = self.ridge + self.examined[rows, topic]
+        theta = self.clicks[rows, topic] / a
+        pop = np.log1p(cat.clicks[cand].astype(np.float32))
+        return (theta + self.alpha / np.sqrt(a) + self.popularity_weight * pop).astype(np.float32)
+
+    def recommend(self, request: RecommendRequest) -> Slates:
+        return slates_from_scores(request, self.score(request))
+
+    def update(self, feedback: Feedback) -> None:
+        if self._topic is None or not feedback.users.size:
+            return
+        self._grow(int(feedback.users.max()) + 1, int(self._topic.max()) + 1)
+        topic = self._topic[feedback.items].astype(np.intp)
+        seen = feedback.examined
+        np.add.at(self.examined, (feedback.users[seen], topic[seen]), 1.0)
+        np.add.at(self.clicks, (feedback.users[seen], topic[seen]), feedback.clicked[seen])
+
+
+class EpsilonGreedyPolicy:
+    """A base policy's slate, each position replaced with probability ``epsilon`` by a uniformly
+    random remaining candidate: the classic logging policy for off-policy evaluation.
+
+    Position by position: with probability ``1 − ε`` the base's best remaining candidate, else a
+    uniform draw among the remaining ones. The propensity of the item shown at a position is the
+    exact probability of that choice given the positions before it:
+    ``(1 − ε)·[it is the base's best remaining] + ε / remaining``.
+
+    Args:
+        base: name of a scoring policy or an object with ``score``.
+        base_params: parameters of the named base.
+        epsilon: exploration probability per position.
+    """
+
+    name = "epsilon_greedy"
+
+    def __init__(
+        self,
+        *,
+        base: object = "most_popular",
+        base_params: dict | None = None,
+        epsilon: float = 0.1,
+    ) -> None:
+        from recoworld.policies.rerank import _base
+
+        if not 0.0 <= epsilon <= 1.0:
+            raise ConfigError(f"policy.params.epsilon: expected a number in [0, 1], got {epsilon}")
+        self.base = _base(base, base_params)
+        self.epsilon = float(epsilon)
+        self.name = f"epsilon_greedy[{self.base.name}]"
+
+    def recommend(self, request: RecommendRequest) -> Slates:
+        scores = self.base.score(request).astype(np.float64)
+        n, c = scores.shape
+        k = request.k
+        rng = request.rng
+        rows = np.arange(n)
+        taken = np.zeros((n, c), bool)
+        cols = np.zeros((n, k), np.intp)
+        prop = np.zeros((n, k), np.float32)
+        explore = rng.random((n, k)) < self.epsilon
+        draws = rng.random((n, k))
+        for pos in range(k):
+            masked = np.where(taken, -np.inf, scores)
+            best = masked.argmax(axis=1)
+            remaining = c - pos
+            # The (draw · remaining)-th untaken candidate, in candidate order.
+            nth = np.minimum((draws[:, pos] * remaining).astype(np.intp), remaining - 1)
+            order = np.cumsum(~taken, axis=1) - 1
+            pick_random = np.argmax((order == nth[:, None]) & ~taken, axis=1)
+            choice = np.where(explore[:, pos], pick_random, best)
+            cols[:, pos] = choice
+            prop[:, pos] = (1.0 - self.epsilon) * (choice == best) + self.epsilon / remaining
+            taken[rows, choice] = True
+        items = np.take_along_axis(request.candidates, cols, axis=1)
+        return Slates(
+            items=items,
+            scores=np.take_along_axis(scores, cols, axis=1).astype(np.float32),
+            propensities=prop,
+        )
+
+    def update(self, feedback: Feedback) -> None:
+        self.base.update(feedback)
