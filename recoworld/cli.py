@@ -91,6 +91,23 @@ def _build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--llm-concurrency", type=int, help="requests in flight at once")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
+    bench = sub.add_parser(
+        "bench",
+        help="run a benchmark suite: scenario x policies x seeds, with a table and plots",
+        description=(
+            "Run every policy of a suite on every seed (in parallel processes), then write "
+            "results.parquet/.csv, summary.md (means with 95%% confidence intervals) and plots."
+        ),
+        epilog="examples:\n  recoworld bench benchmarks/suites/default.yaml --jobs 2\n"
+        "  recoworld bench benchmarks/suites/instructions.yaml --seeds 3 --out runs/bench-i\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument("suite", type=Path, help="suite YAML (benchmarks/suites/*.yaml)")
+    bench.add_argument("--jobs", type=int, default=1, help="parallel processes")
+    bench.add_argument("--seeds", type=int, help="seeds (default: the suite's)")
+    bench.add_argument("--out", type=Path, help="output folder (default: runs/bench-<suite>)")
+    bench.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
     replay = sub.add_parser(
         "replay",
         help="re-run an LLM run from its response cache, with no server, and compare",
@@ -259,6 +276,38 @@ def _execute(sim: Any, out: Path, title: str, quiet: bool) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from recoworld.bench import load_suite, run_suite
+
+    suite = load_suite(args.suite)
+    if args.jobs < 1:
+        raise RecoworldError(f"--jobs: expected an integer >= 1, got {args.jobs}")
+    out = args.out or Path("runs") / f"bench-{suite.name}"
+    n = len(suite.policies) * (args.seeds or suite.seeds)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=args.quiet,
+    )
+    with progress:
+        task = progress.add_task(f"bench {suite.name}", total=n, last="")
+
+        def done(row: dict[str, Any]) -> None:
+            progress.update(task, advance=1, last=f"{row['policy']} seed {row['seed']}")
+
+        run_suite(suite, out, jobs=args.jobs, seeds=args.seeds, on_done=done)
+    print((out / "summary.md").read_text(encoding="utf-8"))
+    print(f"Results: {out.resolve()} (results.csv, results.parquet, summary.md, plots/)")
+    return 0
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from recoworld.replay import compare_runs, replay_simulation
 
@@ -332,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_envs(args)
         if args.command == "replay":
             return _cmd_replay(args)
+        if args.command == "bench":
+            return _cmd_bench(args)
         return _cmd_run(args)
     except RecoworldError as exc:
         message = " ".join(str(exc).split())
