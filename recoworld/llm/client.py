@@ -251,7 +251,6 @@ class LLMClient:
 
     async def _open(self, key: str) -> list[list[Any]]:
         """Per endpoint, the objects requests go through: aiohttp sessions or openai clients."""
-        shards = max(1, -(-self.config.concurrency // _CONNECTIONS_PER_CLIENT))
         if self._transport == "http":
             auth = {"Authorization": f"Bearer {key}"}
             return [[HTTPPool(url, auth, self.config.timeout_s)] for url in self.endpoints]
@@ -272,6 +271,7 @@ class LLMClient:
             ]
         # Several clients per endpoint, each with a small connection pool: one pool holding
         # hundreds of connections spends more CPU finding a free one than sending the request.
+        shards = max(1, -(-self.config.concurrency // _CONNECTIONS_PER_CLIENT))
         # openai[aiohttp]: the same client on a transport that costs less CPU per request.
         transport = getattr(self._openai, "DefaultAioHttpClient", None)
         if importlib.util.find_spec("aiohttp") is None:
@@ -321,16 +321,9 @@ class LLMClient:
         self.close()
 
     # -- budget -----------------------------------------------------------------------------
-    def _spent(self, prompt: int, completion: int) -> float:
-        c = self.config
-        return (prompt * c.price_prompt_per_1k + completion * c.price_completion_per_1k) / 1000
-
     def budget_left(self) -> bool:
         """Whether the token and money budgets still allow calls."""
-        c, u = self.config, self.usage
-        if c.budget_tokens is not None and u.tokens >= c.budget_tokens:
-            return False
-        return not (c.budget_usd is not None and u.cost_usd >= c.budget_usd)
+        return not self.config.exhausted(self.usage.tokens, self.usage.cost_usd)
 
     # -- the batch call ---------------------------------------------------------------------
     def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
@@ -362,7 +355,9 @@ class LLMClient:
                 usage.prompt_tokens += result.prompt_tokens
                 usage.completion_tokens += result.completion_tokens
                 if not result.cached:
-                    usage.cost_usd += self._spent(result.prompt_tokens, result.completion_tokens)
+                    usage.cost_usd += self.config.cost(
+                        result.prompt_tokens, result.completion_tokens
+                    )
         return results
 
     async def _gather(self, requests: Sequence[ChatRequest], batch: _Batch) -> list[ChatResult]:
@@ -463,12 +458,6 @@ class LLMClient:
             return self._next
         return min(range(len(self.endpoints)), key=lambda e: self._inflight[e])
 
-    def _over_budget(self, batch: _Batch) -> bool:
-        c = self.config
-        if c.budget_tokens is not None and batch.tokens >= c.budget_tokens:
-            return True
-        return c.budget_usd is not None and batch.cost_usd >= c.budget_usd
-
     def _format(self, mode: int, schema: Mapping[str, Any] | None) -> dict[str, Any]:
         if schema is None or _MODES[mode] == "prompt":
             return {}
@@ -540,7 +529,7 @@ class LLMClient:
     ) -> _Raw:
         """One request to a server, with retries (the caller holds a concurrency slot)."""
         c = self.config
-        if self._over_budget(batch):
+        if self.config.exhausted(batch.tokens, batch.cost_usd):
             return _Raw(error="budget")
         attempt = 0
         while True:
@@ -611,7 +600,7 @@ class LLMClient:
                 latency_s=latency,
             )
             batch.tokens += raw.prompt_tokens + raw.completion_tokens
-            batch.cost_usd += self._spent(raw.prompt_tokens, raw.completion_tokens)
+            batch.cost_usd += self.config.cost(raw.prompt_tokens, raw.completion_tokens)
             batch.fresh[key] = {
                 "model": c.model,
                 "text": raw.text,

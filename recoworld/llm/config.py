@@ -101,6 +101,19 @@ class LLMConfig:
             value = getattr(self, key)
             check(value >= 0, f"llm.{key}", "a price >= 0", value)
 
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """US dollars of a call with these token counts, at the configured prices."""
+        return (
+            prompt_tokens * self.price_prompt_per_1k
+            + completion_tokens * self.price_completion_per_1k
+        ) / 1000
+
+    def exhausted(self, tokens: int, cost_usd: float) -> bool:
+        """Whether ``tokens`` spent and ``cost_usd`` reach a budget."""
+        if self.budget_tokens is not None and tokens >= self.budget_tokens:
+            return True
+        return self.budget_usd is not None and cost_usd >= self.budget_usd
+
     def endpoints(self) -> tuple[str, ...]:
         """The endpoints requests go to (``base_urls``, else ``OPENAI_BASE_URL``, else OpenAI)."""
         if self.base_urls:

@@ -50,7 +50,7 @@ class TrendingPolicy:
 
     def _grow(self, n_items: int) -> None:
         if self.hot.size < n_items:
-            self.hot = np.concatenate([self.hot, np.zeros(n_items - self.hot.size)])
+            self.hot = np.pad(self.hot, (0, n_items - self.hot.size))
 
     def score(self, request: RecommendRequest) -> NDArray[np.float32]:
         self._grow(request.catalog.n_items)
@@ -256,12 +256,8 @@ class LinUCBPolicy:
     def _grow(self, n_users: int, n_topics: int) -> None:
         rows, cols = self.examined.shape
         if rows < n_users or cols < n_topics:
-            shape = (max(rows, n_users), max(cols, n_topics))
-            for name in ("examined", "clicks"):
-                grown = np.zeros(shape, np.float32)
-                old = getattr(self, name)
-                grown[: old.shape[0], : old.shape[1]] = old
-                setattr(self, name, grown)
+            pad = ((0, max(0, n_users - rows)), (0, max(0, n_topics - cols)))
+            self.examined, self.clicks = np.pad(self.examined, pad), np.pad(self.clicks, pad)
 
     def score(self, request: RecommendRequest) -> NDArray[np.float32]:
         cat, cand, users = request.catalog, request.candidates, request.users

@@ -42,7 +42,7 @@ from recoworld.errors import BudgetExceeded, ConfigError
 from recoworld.llm.client import OFFLINE_MISS
 from recoworld.trajectory.schema import CALL_PURPOSES, TABLES
 from recoworld.users.base import SOURCE_SOCIAL, Feed, Instructions, Responses, ReturnPlan, UserModel
-from recoworld.users.persona import Persona, assign_personas, load_persona_pack, synthesize_personas
+from recoworld.users.persona import Persona, load_persona_pack, synthesize_personas
 
 if TYPE_CHECKING:
     from recoworld.config import ScenarioConfig
@@ -160,6 +160,19 @@ class _Said:
 
 
 #: The columns the model fills (``run`` and ``model`` are constant, added when recording).
+def _usable(result: ChatResult | None) -> bool:
+    """Whether a call's output can be used (made, valid JSON of the schema: an object)."""
+    return result is not None and result.valid and isinstance(result.data, dict)
+
+
+def _error(result: ChatResult | None, ok: bool) -> str | None:
+    """The ``error`` recorded for a call: none when its output was used; ``budget`` when it was
+    never made because the budget ran out; else the client's error (or an invalid output)."""
+    if result is None:
+        return "budget"
+    return None if ok else (result.error or "invalid output")
+
+
 _CALL_COLUMNS = tuple(n for n in TABLES["llm_calls"].names if n not in ("run", "model"))
 
 
@@ -211,21 +224,21 @@ class LLMUserModel(UserModel):
             chosen |= np.array(tagged)[np.arange(n) % len(pack)]
         self.users = np.flatnonzero(chosen).astype(np.int64)
         self.is_llm = chosen
+        # Pack personas go to users in id order, cycling (user u has pack[u % len(pack)]).
         personas = (
-            assign_personas(pack, np.arange(n))
+            [pack[u % len(pack)] for u in self.users.tolist()]
             if pack is not None
             else synthesize_personas(world, self.users, rng)
         )
-        self.minds: dict[int, _Mind] = {}
-        for j, user in enumerate(self.users.tolist()):
-            persona = personas[user] if pack is not None else personas[j]
-            self.minds[user] = _Mind(persona=persona)
+        self.minds = {
+            user: _Mind(persona=persona)
+            for user, persona in zip(self.users.tolist(), personas, strict=True)
+        }
         self._said: dict[int, _Said] = {}
         self._rows: dict[str, list[Any]] = {c: [] for c in _CALL_COLUMNS}
         self._replay = replay_timing
         self._replayed = 0
         self.stop_reason: str | None = None
-        self.fallbacks = 0
         self._items: ItemTexts | None = None
         self._client = client
         self._cache = cache
@@ -295,11 +308,7 @@ class LLMUserModel(UserModel):
             "completion_tokens": result.completion_tokens if result is not None else 0,
             "cost_usd": 0.0
             if result is None or result.cached
-            else (
-                result.prompt_tokens * self.llm.client.price_prompt_per_1k
-                + result.completion_tokens * self.llm.client.price_completion_per_1k
-            )
-            / 1000,
+            else self.llm.client.cost(result.prompt_tokens, result.completion_tokens),
             "latency_s": latency,
             "cached": cached,
             "valid": bool(result is not None and result.valid),
@@ -370,6 +379,7 @@ class LLMUserModel(UserModel):
         size = pop.memory_items.shape[1]
         texts = self._item_texts(world)
         recent: list[str] = []
+        chars = 0  # of "; ".join(recent)
         for back in range(1, size + 1):
             slot = (ptr - back) % size
             item = int(pop.memory_items[user, slot])
@@ -377,9 +387,11 @@ class LLMUserModel(UserModel):
                 break
             verb = _REACTION_VERB.get(int(pop.memory_reaction[user, slot]), "saw")
             line = f"{verb} {texts.line(item)}"
-            if used + estimate_tokens("; ".join([*recent, line])) + 2 > budget:
+            grown = chars + len(line) + (2 if recent else 0)
+            if used + math.ceil(grown / CHARS_PER_TOKEN) + 2 > budget:
                 break
             recent.append(line)
+            chars = grown
         if recent:
             parts.append("Recently (newest first): " + "; ".join(recent))
         return "\n".join(parts) if parts else "(nothing yet)"
@@ -450,7 +462,6 @@ class LLMUserModel(UserModel):
                 feed.source[row, ranks] == SOURCE_SOCIAL,
             )
             if prompt is None:
-                self.fallbacks += 1
                 self._record(tick, user, "page", None, True, "prompt beyond the context window")
                 continue
             messages, reply = prompt
@@ -460,16 +471,11 @@ class LLMUserModel(UserModel):
             )
             sent.append((row, user, ranks))
         for (row, user, ranks), result in zip(sent, self._chat(requests), strict=True):
-            ok = result is not None and result.valid and isinstance(result.data, dict)
+            ok = _usable(result)
             if ok:
                 assert result is not None
                 self._apply(world, r, row, user, ranks, feed.items[row, ranks], result.data)
-            else:
-                self.fallbacks += 1
-            error = (
-                "budget" if result is None else None if ok else (result.error or "invalid output")
-            )
-            self._record(tick, user, "page", result, not ok, error)
+            self._record(tick, user, "page", result, not ok, _error(result, ok))
         self._reflect(world, tick, [user for _, user, _ in sent])
         return r
 
@@ -486,13 +492,12 @@ class LLMUserModel(UserModel):
         """Write one LLM page decision into row ``row`` of the responses."""
         mind = self.minds[user]
         cat = world.catalog
-        length = r.examined.shape[1]
         for name in ("examined", "clicked", "liked", "shared", "commented"):
-            getattr(r, name)[row] = np.zeros(length, bool)
+            getattr(r, name)[row] = False
         r.dwell[row] = 0.0
         r.rating[row] = np.nan
         r.left[row] = False
-        dwell_default = float(getattr(getattr(self.inner, "config", None), "dwell_seconds", 25.0))
+        dwell_default = self.config.users.dwell_seconds
         for entry, rank, item in zip(data["items"], ranks.tolist(), items.tolist(), strict=False):
             action = entry["action"]
             r.examined[row, rank] = True
@@ -552,15 +557,14 @@ class LLMUserModel(UserModel):
             )
         for user, result in zip(due, self._chat(requests), strict=True):
             mind = self.minds[user]
-            ok = result is not None and result.valid and isinstance(result.data, dict)
+            ok = _usable(result)
             if ok:
                 assert result is not None
                 mind.reflections = [*mind.reflections, str(result.data["reflection"]).strip()][
                     -_KEEP_REFLECTIONS:
                 ]
                 mind.importance = 0.0
-            error = "budget" if result is None else None if ok else (result.error or "invalid")
-            self._record(tick, user, "reflection", result, False, error)
+            self._record(tick, user, "reflection", result, False, _error(result, ok))
 
     def instruct(
         self,

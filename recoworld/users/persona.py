@@ -10,7 +10,6 @@ traits the numeric model gives the same user.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -269,13 +268,3 @@ def synthesize_personas(
             )
         )
     return out
-
-
-def assign_personas(
-    pack: Sequence[Persona], users: NDArray[np.integer], tag: str | None = None
-) -> list[Persona]:
-    """One persona per user, in order, cycling through ``pack`` (only personas with ``tag``)."""
-    chosen = [p for p in pack if tag is None or tag in p.tags]
-    if not chosen:
-        raise PersonaError(f"no persona in the pack carries the tag {tag!r}")
-    return [chosen[j % len(chosen)] for j in range(len(users))]
