@@ -17,6 +17,7 @@ from pathlib import Path
 from recoworld._config import from_mapping
 from recoworld.config import ScenarioConfig
 from recoworld.errors import TrajectoryError
+from recoworld.llm.cache import CACHE_FILE
 from recoworld.rng import RngTree
 from recoworld.schedule import Simulation
 from recoworld.trajectory.reader import read_manifest, read_table
@@ -25,8 +26,6 @@ from recoworld.world.world import World
 
 __all__ = ["CACHE_FILE", "compare_runs", "replay_simulation"]
 
-#: The response cache of a run, in its folder (unless ``llm.client.cache`` names another file).
-CACHE_FILE = "llm-cache.sqlite"
 _NOT_TRAJECTORY = (CACHE_FILE, CACHE_FILE + "-wal", CACHE_FILE + "-shm")
 
 
@@ -54,16 +53,12 @@ def replay_simulation(
                 calls["latency_s"], calls["cached"], calls["error"], strict=True
             )
         ]
-        from dataclasses import replace
-
-        config_offline = replace(
-            config, llm=replace(config.llm, client=replace(config.llm.client, cache=str(cache)))
-        )
         user_model = LLMUserModel(
-            config_offline,
+            config,
             world,
             NumericUserModel(config.users),
             RngTree(config.seed).generator("llm"),
+            cache=cache,
             offline=True,
             replay_timing=timing,
         )

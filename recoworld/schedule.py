@@ -153,9 +153,10 @@ class Simulation:
         if user_model is None:
             user_model = NumericUserModel(config.users)
             if config.llm.enabled:
+                from recoworld.llm.cache import CACHE_FILE
                 from recoworld.users.llm import LLMUserModel
 
-                cache = Path(out_dir) / "llm-cache.sqlite" if out_dir is not None else None
+                cache = Path(out_dir) / CACHE_FILE if out_dir is not None else None
                 user_model = LLMUserModel(
                     config, self.world, user_model, self.rng.generator("llm"), cache=cache
                 )

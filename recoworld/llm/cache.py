@@ -16,7 +16,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ResponseCache", "canonical_json", "request_key", "request_key_from_json"]
+__all__ = ["CACHE_FILE", "ResponseCache", "canonical_json", "request_key", "request_key_from_json"]
+
+#: A recorded run's response cache, in its folder (unless ``llm.client.cache`` names a file).
+CACHE_FILE = "llm-cache.sqlite"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
