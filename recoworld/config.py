@@ -107,6 +107,10 @@ class WorldConfig:
         item_spread: spread of item embeddings around their topic centroid (0 = identical).
         stance_spread: standard deviation of item stance on the opinion axis [-1, 1].
         graph: the follow graph.
+        seed: when set, the world (catalogue, population, graph) is drawn from this seed
+            instead of the run's: runs with different run seeds then share one world, as runs
+            on one dataset do, and differ only in behaviour and policy randomness. ``None``
+            (default): the world comes from the run's seed.
     """
 
     n_users: int = 10_000
@@ -118,8 +122,10 @@ class WorldConfig:
     item_spread: float = 0.45
     stance_spread: float = 0.45
     graph: GraphConfig = field(default_factory=GraphConfig)
+    seed: int | None = None
 
     def __post_init__(self) -> None:
+        check(self.seed is None or self.seed >= 0, "seed", "an integer >= 0 or null", self.seed)
         check(self.n_users >= 1, "n_users", "an integer >= 1", self.n_users)
         check(self.n_items >= 1, "n_items", "an integer >= 1", self.n_items)
         check(len(self.topics) >= 2, "topics", "at least two topic names", self.topics)

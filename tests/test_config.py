@@ -499,3 +499,16 @@ def test_yaml_top_level_not_a_mapping_names_the_file(tmp_path: Path, text: str) 
         load_scenario(path)
     assert str(path) in str(info.value)
     assert "expected a mapping" in str(info.value)
+
+
+def test_world_seed_fixes_the_world_across_run_seeds() -> None:
+    from recoworld.world.world import World
+
+    base = override(load_scenario("default"), {"world.n_users": 200, "world.n_items": 300})
+    fixed = [World.synthetic(override(base, {"seed": s, "world.seed": 7})) for s in (0, 1)]
+    free = [World.synthetic(override(base, {"seed": s})) for s in (0, 1)]
+    assert (fixed[0].catalog.embedding == fixed[1].catalog.embedding).all()
+    assert (fixed[0].population.taste == fixed[1].population.taste).all()
+    assert not (free[0].population.taste == free[1].population.taste).all()
+    with pytest.raises(ConfigError, match=r"world\.seed"):
+        override(base, {"world.seed": -1})

@@ -25,10 +25,14 @@ class World:
 
     @classmethod
     def synthetic(cls, config: ScenarioConfig, rng: RngTree | None = None) -> World:
-        """The embedded default world, drawn from the ``world`` stream of the run's seed."""
+        """The embedded default world, drawn from the ``world`` stream of the run's seed (or of
+        ``world.seed`` when the scenario fixes one)."""
         from recoworld.world.synthetic import generate_world_parts
 
-        tree = rng or RngTree(config.seed)
+        if config.world.seed is not None:
+            tree = RngTree(config.world.seed)
+        else:
+            tree = rng or RngTree(config.seed)
         catalog, population, graph = generate_world_parts(
             config.world, config.users, config.feed.inbox_size, tree.generator("world")
         )
