@@ -8,8 +8,9 @@ come from its trajectory through :mod:`recoworld.metrics`. Written to ``--out``:
 
 - ``results.parquet`` and ``results.csv``: one row per policy and seed;
 - ``summary.md``: per policy, the mean of each figure with its 95% t-interval over seeds;
-- ``plots/*.png`` (with matplotlib, the ``viz`` extra): session-length distribution,
-  engagement vs diversity, retention vs compliance;
+- ``plots/*.png`` (with matplotlib, the ``viz`` extra): retention curve, session-length
+  distribution, engagement vs diversity, the NDCG-vs-retention quadrant, retention vs
+  compliance;
 - ``runs/<label>-seed<seed>/``: every run's trajectory.
 """
 
@@ -30,19 +31,28 @@ import pandas as pd
 
 from recoworld.errors import ConfigError
 
-__all__ = ["FIGURES", "PolicySpec", "Suite", "load_suite", "run_suite", "summarize"]
+__all__ = [
+    "FIGURES",
+    "PolicySpec",
+    "Suite",
+    "load_suite",
+    "run_suite",
+    "summarize",
+]
 
 #: The figures of every run, in table order (names from ``docs/metrics.md``).
 FIGURES = (
     "engagement/ctr",
     "engagement/session_length",
     "retention/return_rate",
+    "accuracy/ndcg",
     "instruction/rate",
     "instruction/compliance",
     "diversity/ild",
     "diversity/coverage",
     "fairness/exposure_gini",
     "diversity/novelty",
+    "diversity/calibration_kl",
 )
 # Two-sided 95% Student t critical values by degrees of freedom (1..30); above, the normal's.
 _T95 = (
@@ -129,7 +139,9 @@ def _run_one(
 ) -> dict[str, Any]:
     """One recorded run and its figures (in a worker process)."""
     from recoworld._config import override
+    from recoworld.metrics.accuracy import logged_ndcg
     from recoworld.metrics.diversity import (
+        calibration_kl,
         catalog_coverage,
         exposure_gini,
         intra_list_diversity,
@@ -147,13 +159,15 @@ def _run_one(
     sim.run()
     run, cat, n_users = read_run(run_dir), sim.world.catalog, sim.world.n_users
     summary = summarize_run(run_dir)
-    impressions = run.table("impressions", ["tick", "user", "item", "source"])
+    impressions = run.table("impressions", ["tick", "user", "item", "rank", "source"])
+    responses = run.table("responses", ["tick", "user", "item", "rank", "clicked"])
     return {
         "policy": spec.label,
         "seed": seed,
         "engagement/ctr": summary["engagement/ctr"],
         "engagement/session_length": summary["engagement/session_length"],
         "retention/return_rate": summary["retention/return_rate"],
+        "accuracy/ndcg": logged_ndcg(impressions, responses),
         "instruction/rate": summary["instruction/rate"],
         "instruction/compliance": compliance(
             run.instructions, impressions, cat.topic, cat.topic_names
@@ -162,6 +176,7 @@ def _run_one(
         "diversity/coverage": catalog_coverage(impressions, cat.n_items),
         "fairness/exposure_gini": exposure_gini(impressions, cat.n_items),
         "diversity/novelty": novelty(impressions, n_users),
+        "diversity/calibration_kl": calibration_kl(impressions, responses, cat.topic, cat.n_topics),
         "sessions": summary["engagement/sessions"],
         "run_dir": run_dir,
     }
@@ -176,6 +191,10 @@ def run_suite(
     on_done: Callable[[dict[str, Any]], None] | None = None,
 ) -> pd.DataFrame:
     """Run every (policy, seed) of ``suite`` on ``jobs`` processes; write the results files."""
+    from recoworld._config import override
+    from recoworld.scenario import load_scenario
+
+    override(load_scenario(suite.scenario), suite.overrides)  # bad keys fail here, not in workers
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     n_seeds = suite.seeds if seeds is None else seeds
@@ -276,6 +295,8 @@ def _plots(frame: pd.DataFrame, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(plots / "session_length.png", dpi=110)
     plt.close(fig)
+    _retention_plot(frame, plots, plt)
+    _quadrant_plot(frame, plots, plt)
     for x, y, name, title in (
         (
             "diversity/ild",
@@ -302,3 +323,47 @@ def _plots(frame: pd.DataFrame, out: Path) -> None:
         fig.tight_layout()
         fig.savefig(plots / name, dpi=110)
         plt.close(fig)
+
+
+def _retention_plot(frame: pd.DataFrame, plots: Path, plt: Any) -> None:
+    from recoworld.metrics.engagement import retention_curve
+    from recoworld.trajectory import read_manifest, read_table
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, part in frame.groupby("policy", sort=False):
+        curves = []
+        for run_dir in part["run_dir"]:
+            manifest = read_manifest(run_dir)
+            n_ticks = int(manifest["ticks_completed"])
+            hours = float(manifest["config"]["clock"]["tick_minutes"]) / 60.0
+            sessions = read_table(run_dir, "sessions", ["user", "start_tick"])
+            curves.append(retention_curve(sessions, n_ticks))
+        width = min(c.size for c in curves)
+        mean = np.mean([c[:width] for c in curves], axis=0)
+        ax.plot(np.arange(width) * hours, mean, label=str(label))
+    ax.set_xlabel("simulated hours")
+    ax.set_ylabel("share of users who come back later")
+    ax.set_title("Retention curve (mean over seeds)")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(plots / "retention_curve.png", dpi=110)
+    plt.close(fig)
+
+
+def _quadrant_plot(frame: pd.DataFrame, plots: Path, plt: Any) -> None:
+    x, y = "accuracy/ndcg", "retention/return_rate"
+    means = frame.groupby("policy", sort=False)[[x, y]].mean()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.scatter(frame[x], frame[y], s=10, alpha=0.3)
+    ax.scatter(means[x], means[y], s=40)
+    for policy, row in means.iterrows():
+        ax.annotate(str(policy), (row[x], row[y]), fontsize=7)
+    ax.axvline(float(means[x].median()), color="grey", lw=0.8, ls="--")
+    ax.axhline(float(means[y].median()), color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("accuracy: NDCG of the served lists against their clicks")
+    ax.set_ylabel("retention: return rate")
+    ax.set_title("NDCG vs retention (dashed: medians over policies)")
+    fig.tight_layout()
+    fig.savefig(plots / "ndcg_vs_retention.png", dpi=110)
+    plt.close(fig)

@@ -8,6 +8,7 @@ and exits with status 130.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import signal
@@ -99,13 +100,21 @@ def _build_parser() -> argparse.ArgumentParser:
             "results.parquet/.csv, summary.md (means with 95%% confidence intervals) and plots."
         ),
         epilog="examples:\n  recoworld bench benchmarks/suites/default.yaml --jobs 2\n"
-        "  recoworld bench benchmarks/suites/instructions.yaml --seeds 3 --out runs/bench-i\n",
+        "  recoworld bench benchmarks/suites/instructions.yaml --seeds 3 --out runs/bench-i\n"
+        "  recoworld bench benchmarks/suites/instructions.yaml --set world.seed=1\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bench.add_argument("suite", type=Path, help="suite YAML (benchmarks/suites/*.yaml)")
     bench.add_argument("--jobs", type=int, default=1, help="parallel processes")
     bench.add_argument("--seeds", type=int, help="seeds (default: the suite's)")
     bench.add_argument("--out", type=Path, help="output folder (default: runs/bench-<suite>)")
+    bench.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario key for every run, on top of the suite's set (repeatable)",
+    )
     bench.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     replay = sub.add_parser(
@@ -283,6 +292,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from recoworld.bench import load_suite, run_suite
 
     suite = load_suite(args.suite)
+    if args.set:
+        suite = dataclasses.replace(suite, overrides={**suite.overrides, **_parse_set(args.set)})
     if args.jobs < 1:
         raise RecoworldError(f"--jobs: expected an integer >= 1, got {args.jobs}")
     out = args.out or Path("runs") / f"bench-{suite.name}"

@@ -42,6 +42,8 @@ def test_a_suite_runs_in_parallel_and_writes_table_and_plots(tmp_path: Path) -> 
     assert "| oracle |" in table
     assert " ± " in table
     for plot in (
+        "retention_curve.png",
+        "ndcg_vs_retention.png",
         "session_length.png",
         "engagement_vs_diversity.png",
         "retention_vs_compliance.png",

@@ -9,7 +9,10 @@ import pandas as pd
 import pytest
 
 from recoworld._config import override
+from recoworld.errors import ConfigError
+from recoworld.metrics.accuracy import logged_ndcg, ndcg_at_k, recall_at_k
 from recoworld.metrics.diversity import (
+    calibration_kl,
     catalog_coverage,
     exposure_entropy,
     exposure_gini,
@@ -17,6 +20,7 @@ from recoworld.metrics.diversity import (
     intra_list_diversity,
     novelty,
 )
+from recoworld.metrics.engagement import retention_curve
 from recoworld.metrics.instruction import compliance
 from recoworld.policies import make_policy
 from recoworld.scenario import load_scenario
@@ -32,6 +36,54 @@ def test_gini_known_values() -> None:
     assert gini(np.array([1, 1, 1, 1])) == 0.0
     assert gini(np.array([0, 0, 0, 1])) == pytest.approx(0.75)  # (2·4 − 4 − 1)·1 / (4·1)
     assert np.isnan(gini(np.zeros(3)))
+
+
+def test_recall_and_ndcg_at_k_known_values() -> None:
+    ranked = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]])
+    held_out = [{2}, {4, 6, 99}, set()]  # the third user has nothing held out: skipped
+    # user 0: 1 hit of min(2, 1); user 1: 2 hits of min(2, 3) -> recall@2 = (1 + 1/2) / 2
+    assert recall_at_k(ranked, held_out, 2) == pytest.approx(0.75)
+    dcg0 = 1 / np.log2(3)  # hit at rank 2
+    dcg1 = 1.0  # hit at rank 1 (rank 3 is cut at k = 2)
+    ideal1 = 1 + 1 / np.log2(3)
+    assert ndcg_at_k(ranked, held_out, 2) == pytest.approx((dcg0 / 1.0 + dcg1 / ideal1) / 2)
+    assert ndcg_at_k(np.array([[4, 6, 99]]), [{4, 6, 99}], 3) == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match="one held-out set per row"):
+        recall_at_k(ranked, held_out[:2], 2)
+
+
+def test_logged_ndcg_scores_lists_by_their_clicks() -> None:
+    imps = pd.DataFrame(
+        {
+            "tick": [0, 0, 0, 1, 1, 1],
+            "user": [5, 5, 5, 5, 5, 5],
+            "item": [1, 2, 3, 1, 2, 3],
+            "rank": [0, 1, 2, 0, 1, 2],
+            "source": ["rec"] * 6,
+        }
+    )
+    resp = imps.assign(clicked=[True, False, False, False, False, True])
+    # tick 0: the click is at the top (1); tick 1: at rank 3 of 3 -> (1/log2 4) / 1 = 0.5
+    assert logged_ndcg(imps, resp) == pytest.approx((1.0 + 0.5) / 2)
+    assert logged_ndcg(imps, resp.assign(clicked=False)) == 0.0
+
+
+def test_calibration_kl_is_zero_when_recommendations_mirror_clicks() -> None:
+    topic = np.array([0, 0, 1, 1])
+    imps = _imps([(0, 0, 0), (0, 0, 2), (1, 1, 0), (1, 1, 1)])
+    clicks = pd.DataFrame({"user": [0, 0, 1], "item": [1, 3, 2], "clicked": True})
+    value = calibration_kl(imps, clicks, topic, 2, alpha=0.01)
+    # user 0: p = q = (½, ½) -> 0; user 1: p = (0, 1), q = (1, 0) -> log(1 / 0.01)
+    assert value == pytest.approx(np.log(100.0) / 2)
+
+
+def test_retention_curve_counts_users_still_coming_back() -> None:
+    sessions = pd.DataFrame({"user": [0, 0, 1, 2], "start_tick": [0, 5, 2, 9]})
+    curve = retention_curve(sessions, 10)
+    assert curve[0] == 1.0
+    assert curve[3] == pytest.approx(2 / 3)  # users 0 (tick 5) and 2 (tick 9)
+    assert curve[6] == pytest.approx(1 / 3)
+    assert curve[10] == 0.0
 
 
 def test_intra_list_diversity_orthogonal_and_identical_items() -> None:

@@ -13,6 +13,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 __all__ = [
+    "calibration_kl",
     "catalog_coverage",
     "exposure_entropy",
     "exposure_gini",
@@ -100,3 +101,41 @@ def novelty(impressions: pd.DataFrame, n_users: int) -> float:
     reach = rec.groupby("item", observed=True)["user"].nunique()
     pop = rec["item"].map(reach).to_numpy(np.float64) / n_users
     return float((-np.log2(pop)).mean())
+
+
+def calibration_kl(
+    impressions: pd.DataFrame,
+    responses: pd.DataFrame,
+    topic: NDArray[np.integer],
+    n_topics: int,
+    alpha: float = 0.01,
+) -> float:
+    """``diversity/calibration_kl`` = mean over users of KL(p_u ‖ q̃_u) (Steck 2018).
+
+    p_u is the topic distribution of the items user u clicked over the run (its history), q_u
+    that of the items recommended to u, and q̃_u = (1 − α) q_u + α p_u keeps the divergence
+    finite: KL(p ‖ q̃) = Σ_t p_t log(p_t / q̃_t). 0 means the recommendations mirror the
+    user's interests in proportion; users with no click or no recommendation are skipped.
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha: expected a number in (0, 1), got {alpha}")
+    rec = _recommended(impressions)
+    clicks = responses[responses["clicked"].astype(bool)]
+    if rec.empty or clicks.empty:
+        return float("nan")
+    topic = np.asarray(topic, np.int64)
+    users = np.union1d(rec["user"].to_numpy(np.int64), clicks["user"].to_numpy(np.int64))
+
+    def distribution(table: pd.DataFrame) -> NDArray[np.float64]:
+        row = np.searchsorted(users, table["user"].to_numpy(np.int64))
+        cell = row * n_topics + topic[table["item"].to_numpy(np.int64)]
+        counts = np.bincount(cell, minlength=users.size * n_topics).astype(np.float64)
+        return counts.reshape(users.size, n_topics)
+
+    p, q = distribution(clicks), distribution(rec)
+    keep = (p.sum(axis=1) > 0) & (q.sum(axis=1) > 0)
+    p = p[keep] / p[keep].sum(axis=1, keepdims=True)
+    q = q[keep] / q[keep].sum(axis=1, keepdims=True)
+    q_tilde = (1.0 - alpha) * q + alpha * p
+    ratio = np.divide(p, q_tilde, out=np.ones_like(p), where=p > 0)  # q̃ > 0 wherever p > 0
+    return float((p * np.log(ratio)).sum(axis=1).mean())

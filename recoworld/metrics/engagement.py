@@ -7,9 +7,17 @@ columns are needed).
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
-__all__ = ["ctr", "instructions_per_session", "mean_session_length", "return_rate"]
+__all__ = [
+    "ctr",
+    "instructions_per_session",
+    "mean_session_length",
+    "retention_curve",
+    "return_rate",
+]
 
 
 def _ratio(num: float, den: float) -> float:
@@ -38,3 +46,15 @@ def return_rate(sessions: pd.DataFrame) -> float:
         return float("nan")
     per_user = sessions.groupby("user", observed=True).size()
     return float((per_user >= 2).mean())
+
+
+def retention_curve(sessions: pd.DataFrame, n_ticks: int) -> NDArray[np.float64]:
+    """``retention/curve``: R(t) = |{u : last session start of u ≥ t}| / |{u : u had a session}|
+    for every tick ``t`` in ``0..n_ticks`` — 1 at the start, falling as users stop coming back
+    (needs the ``sessions`` columns ``user`` and ``start_tick``)."""
+    last = sessions.groupby("user", observed=True)["start_tick"].max().to_numpy(np.int64)
+    if not last.size:
+        return np.full(n_ticks + 1, np.nan)
+    counts = np.bincount(np.clip(last, 0, n_ticks), minlength=n_ticks + 1)
+    still = counts[::-1].cumsum()[::-1]
+    return still / last.size
