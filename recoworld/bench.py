@@ -48,6 +48,7 @@ FIGURES = (
     "accuracy/ndcg",
     "instruction/rate",
     "instruction/compliance",
+    "instruction/recovery",
     "diversity/ild",
     "diversity/coverage",
     "fairness/exposure_gini",
@@ -147,7 +148,7 @@ def _run_one(
         intra_list_diversity,
         novelty,
     )
-    from recoworld.metrics.instruction import compliance
+    from recoworld.metrics.instruction import compliance, post_instruction_recovery
     from recoworld.metrics.summary import summarize_run
     from recoworld.policies import make_policy
     from recoworld.scenario import load_scenario
@@ -160,7 +161,7 @@ def _run_one(
     run, cat, n_users = read_run(run_dir), sim.world.catalog, sim.world.n_users
     summary = summarize_run(run_dir)
     impressions = run.table("impressions", ["tick", "user", "item", "rank", "source"])
-    responses = run.table("responses", ["tick", "user", "item", "rank", "clicked"])
+    responses = run.table("responses", ["tick", "session", "user", "item", "rank", "clicked"])
     return {
         "policy": spec.label,
         "seed": seed,
@@ -172,6 +173,7 @@ def _run_one(
         "instruction/compliance": compliance(
             run.instructions, impressions, cat.topic, cat.topic_names
         ),
+        "instruction/recovery": post_instruction_recovery(run.instructions, responses),
         "diversity/ild": intra_list_diversity(impressions, cat.embedding),
         "diversity/coverage": catalog_coverage(impressions, cat.n_items),
         "fairness/exposure_gini": exposure_gini(impressions, cat.n_items),

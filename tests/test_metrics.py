@@ -20,8 +20,13 @@ from recoworld.metrics.diversity import (
     intra_list_diversity,
     novelty,
 )
-from recoworld.metrics.engagement import retention_curve
-from recoworld.metrics.instruction import compliance
+from recoworld.metrics.engagement import (
+    churn_rate,
+    daily_active_users,
+    retention_curve,
+    return_gap,
+)
+from recoworld.metrics.instruction import compliance, post_instruction_recovery
 from recoworld.policies import make_policy
 from recoworld.scenario import load_scenario
 from recoworld.schedule import Simulation
@@ -84,6 +89,37 @@ def test_retention_curve_counts_users_still_coming_back() -> None:
     assert curve[3] == pytest.approx(2 / 3)  # users 0 (tick 5) and 2 (tick 9)
     assert curve[6] == pytest.approx(1 / 3)
     assert curve[10] == 0.0
+
+
+def test_return_gap_dau_and_churn() -> None:
+    sessions = pd.DataFrame(
+        {
+            "user": [0, 0, 0, 1, 2],
+            "start_tick": [0, 10, 30, 5, 150],
+            "end_tick": [2, 12, 31, 6, 151],
+            "churned": [False, False, True, False, False],
+        }
+    )
+    assert return_gap(sessions) == pytest.approx(((10 - 2) + (30 - 12)) / 2)
+    assert daily_active_users(sessions, 144).tolist() == [2, 1]  # users 0, 1 then 2
+    assert churn_rate(sessions) == pytest.approx(1 / 3)
+
+
+def test_post_instruction_recovery_compares_pages_after_with_pages_before() -> None:
+    # one session of user 3: pages at ticks 0, 1, 2, 3 with 0/2, 1/2, 2/2, 2/2 clicked
+    responses = pd.DataFrame(
+        {
+            "user": 3,
+            "session": 0,
+            "tick": np.repeat([0, 1, 2, 3], 2),
+            "clicked": [False, False, True, False, True, True, True, True],
+        }
+    )
+    instructions = pd.DataFrame({"user": [3, 3], "session": [0, 0], "tick": [1, 3]})
+    # the tick-1 instruction: next page 1.0 − its page 0.5; the tick-3 one has no next page
+    assert post_instruction_recovery(instructions, responses, k=1) == pytest.approx(0.5)
+    # k = 2: pages 2–3 (4/4) against pages 0–1 (1/4)
+    assert post_instruction_recovery(instructions, responses, k=2) == pytest.approx(0.75)
 
 
 def test_intra_list_diversity_orthogonal_and_identical_items() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-__all__ = ["compliance"]
+__all__ = ["compliance", "post_instruction_recovery"]
 
 
 def compliance(
@@ -65,3 +65,50 @@ def compliance(
             ok &= ~np.isin(items, shown_items[ticks <= tick])
         shares.append(float(ok.mean()))
     return float(np.mean(shares)) if shares else float("nan")
+
+
+def post_instruction_recovery(
+    instructions: pd.DataFrame, responses: pd.DataFrame, k: int = 1
+) -> float:
+    """``instruction/recovery`` = mean over instructions of CTR(the user's next ``k`` pages of
+    the same session) − CTR(its last ``k`` pages up to the instruction's), CTR = clicks /
+    items examined on those pages. Positive when what followed the words engaged the user more
+    than what prompted them; instructions after which the session ended are skipped (the
+    share of those is what ``instruction/rate`` and session length already show)."""
+    if k < 1:
+        raise ValueError(f"k: expected an integer >= 1, got {k}")
+    if instructions.empty or responses.empty:
+        return float("nan")
+    pages = (
+        responses.groupby(["user", "session", "tick"], observed=True, sort=True)["clicked"]
+        .agg(["sum", "size"])
+        .reset_index()
+    )
+    user = pages["user"].to_numpy(np.int64)
+    session = pages["session"].to_numpy(np.int64)
+    tick = pages["tick"].to_numpy(np.int64)
+    clicks = np.r_[0, np.cumsum(pages["sum"].to_numpy(np.int64))]
+    seen = np.r_[0, np.cumsum(pages["size"].to_numpy(np.int64))]
+    # Pages sorted by (user, session, tick); an instruction's page is the last one at or before
+    # its tick in its session.
+    width = int(tick.max()) + 2
+    key = (user * (int(session.max()) + 1) + session) * width + tick
+    i_user = instructions["user"].to_numpy(np.int64)
+    i_session = instructions["session"].to_numpy(np.int64)
+    i_key = (i_user * (int(session.max()) + 1) + i_session) * width + instructions["tick"].to_numpy(
+        np.int64
+    )
+    group = user * (int(session.max()) + 1) + session
+    i_group = i_user * (int(session.max()) + 1) + i_session
+    first = np.searchsorted(group, i_group, side="left")
+    last = np.searchsorted(group, i_group, side="right")
+    cut = np.searchsorted(key, i_key, side="right")  # pages [first, cut) are at or before
+    lo = np.maximum(first, cut - k)
+    hi = np.minimum(last, cut + k)
+    ok = (cut > lo) & (hi > cut)
+    if not ok.any():
+        return float("nan")
+    lo, cut, hi = lo[ok], cut[ok], hi[ok]
+    before = (clicks[cut] - clicks[lo]) / np.maximum(seen[cut] - seen[lo], 1)
+    after = (clicks[hi] - clicks[cut]) / np.maximum(seen[hi] - seen[cut], 1)
+    return float((after - before).mean())
