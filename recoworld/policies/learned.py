@@ -195,8 +195,9 @@ class MatrixFactorizationPolicy:
         order_neg = np.argsort(self._neg_u, kind="stable")
         neg_u_sorted = self._neg_u[order_neg]
         for _ in range(self.epochs):
+            order = self.rng.permutation(n_pos)  # one shuffle per pass: each positive once
             for start in range(0, n_pos, self.batch):
-                idx = self.rng.permutation(n_pos)[start : start + self.batch]
+                idx = order[start : start + self.batch]
                 u, i = self._pos_u[idx], self._pos_i[idx]
                 j = self.rng.integers(0, n_items, size=idx.size)
                 hard = self.rng.random(idx.size) < self.hard_negatives
