@@ -11,6 +11,7 @@ __all__ = [
     "ConfigError",
     "DependencyNotInstalled",
     "LLMError",
+    "OPEError",
     "PolicyError",
     "RecoworldError",
     "RenderModeError",
@@ -58,3 +59,9 @@ class LLMError(RecoworldError):
 
 class BudgetExceeded(LLMError):
     """The run's LLM budget (tokens or money) is spent; no further calls are made."""
+
+
+class OPEError(RecoworldError, ValueError):
+    """Off-policy evaluation cannot use what it was given: mismatched shapes, propensities outside
+    (0, 1], no logged data, a target without support, or a policy whose first-slot
+    distribution is unknown. The message says which input and what was expected."""

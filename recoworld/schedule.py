@@ -401,7 +401,19 @@ class Simulation:
             session_pages=pop.session_pages[users].copy(),
             rng=self.streams["policy"],
             oracle=oracle,
+            graph=self.world.graph,
         )
+
+    def preview_feed(self, users: NDArray[np.int64], slates: Slates) -> Feed:
+        """The feed ``users`` would see this tick with ``slates``, composed exactly as stage 4
+        composes it, without consuming their inboxes: for counterfactual pages (off-policy
+        evaluation's on-policy truth), never committed."""
+        pop = self.world.population
+        saved = (pop.inbox_items[users], pop.inbox_from[users], pop.inbox_ptr[users])
+        try:
+            return self._4_compose_feed(users, slates)
+        finally:
+            pop.inbox_items[users], pop.inbox_from[users], pop.inbox_ptr[users] = saved
 
     def _4_compose_feed(self, users: NDArray[np.int64], slates: Slates) -> Feed:
         items, sharers = take_inbox(
@@ -513,8 +525,9 @@ class Simulation:
         users = feed.users
         valid = feed.valid  # boolean-mask gathers keep np.nonzero's (row, rank) order
         wants_feedback = getattr(self.policy, "wants_feedback", True)
-        drain = getattr(self.user_model, "drain_records", None)
-        extra: dict[str, dict[str, Any]] = drain() if drain is not None else {}
+        # Rows the user model and the policy keep for the trajectory (e.g. their llm_calls).
+        drains = (getattr(owner, "drain_records", None) for owner in (self.user_model, self.policy))
+        extra = [drain() for drain in drains if drain is not None]
         if self.recorder is None and not wants_feedback:
             return
         row, rank = np.nonzero(valid)
@@ -602,7 +615,7 @@ class Simulation:
                     "recipients": shares["recipients"],
                 },
             )
-            for table, columns in extra.items():  # e.g. the LLM users' llm_calls
+            for table, columns in (item for records in extra for item in records.items()):
                 n_rows = len(next(iter(columns.values())))
                 rec.stage(
                     table, {"run": self.run_id, **columns, "tick": np.full(n_rows, t, np.int32)}
@@ -654,7 +667,9 @@ class Simulation:
                 stats = self.step()
                 if progress is not None:
                     progress(stats)
-                reason = getattr(self.user_model, "stop_reason", None)
+                reason = getattr(self.user_model, "stop_reason", None) or getattr(
+                    self.policy, "stop_reason", None
+                )
                 if reason is not None:  # e.g. the LLM budget is spent: stop cleanly, keep all
                     logger.warning("stopping after tick %d: %s", stats.tick, reason)
                     status = "budget_exhausted"
@@ -670,10 +685,11 @@ class Simulation:
 
     def finish(self, status: str = "completed") -> None:
         """Close the open sessions (``horizon`` or ``interrupted``), the trajectory and the user
-        model's connections (an LLM client)."""
-        close = getattr(self.user_model, "close", None)
-        if close is not None:
-            close()
+        model's and the policy's connections (their ``close()``, e.g. an LLM client)."""
+        for owner in (self.user_model, self.policy):  # e.g. LLM clients
+            close = getattr(owner, "close", None)
+            if close is not None:
+                close()
         if self.recorder is None or self.recorder.closed:
             return
         if self._in_step:  # torn tick: keep what was committed, record nothing half-done

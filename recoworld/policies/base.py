@@ -21,6 +21,7 @@ from recoworld.errors import PolicyError
 
 if TYPE_CHECKING:
     from recoworld.world.catalog import Catalog
+    from recoworld.world.graph import SocialGraph
 
 __all__ = [
     "Feedback",
@@ -72,6 +73,10 @@ class RecommendRequest:
         session_pages: pages already served in each user's current session, ``[n]``.
         rng: the policy's random stream (use it, and only it, for randomness).
         oracle: hidden state, only for ``privileged`` policies.
+        graph: the platform's public follow graph (who follows whom; row ``u`` of its CSR
+            arrays lists the users ``u`` follows), the world's own object, not a copy: read it,
+            never write it. The schedule always passes the world's graph (without edges under
+            ``graph.kind: none``); ``None`` when a hand-built request gives none.
 
     ``history`` and ``instructions`` may be given as zero-argument callables: they are then
     computed on first read (the schedule does this, so a policy that never reads them, such as
@@ -85,6 +90,7 @@ class RecommendRequest:
         "_instructions",
         "candidates",
         "catalog",
+        "graph",
         "instruction_age",
         "k",
         "oracle",
@@ -102,6 +108,7 @@ class RecommendRequest:
     session_pages: NDArray[np.int32]
     rng: np.random.Generator
     oracle: OracleView | None
+    graph: SocialGraph | None
     _history: NDArray[np.int32] | Callable[[], NDArray[np.int32]]
     _instructions: tuple[str | None, ...] | Callable[[], Sequence[str | None]]
 
@@ -119,6 +126,7 @@ class RecommendRequest:
         session_pages: NDArray[np.int32],
         rng: np.random.Generator,
         oracle: OracleView | None = None,
+        graph: SocialGraph | None = None,
     ) -> None:
         values = {
             "tick": tick,
@@ -132,6 +140,7 @@ class RecommendRequest:
             "session_pages": session_pages,
             "rng": rng,
             "oracle": oracle,
+            "graph": graph,
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)

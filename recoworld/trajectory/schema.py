@@ -18,14 +18,14 @@ __all__ = [
     "schema_of",
 ]
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 #: ``responses.action``: the deepest engagement with an examined item.
 ACTIONS = ("skip", "click", "like", "share", "comment")
 #: ``impressions.source``.
 SOURCES = ("rec", "social")
 #: ``llm_calls.purpose``.
-CALL_PURPOSES = ("page", "reflection")
+CALL_PURPOSES = ("page", "reflection", "agent", "parse")
 #: ``sessions.end_reason``.
 END_REASONS = ("left", "horizon", "interrupted", "failed")
 
