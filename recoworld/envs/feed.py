@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import string
 import typing
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -32,6 +33,7 @@ from recoworld.policies.parsing import InstructionCodes
 from recoworld.scenario import load_scenario
 from recoworld.schedule import Simulation, TickOutcome
 from recoworld.users.numeric import NumericUserModel
+from recoworld.world.catalog import Catalog
 from recoworld.world.population import Population
 from recoworld.world.synthetic import generate_population
 from recoworld.world.world import World
@@ -276,25 +278,11 @@ class FeedCore:
         req = self.request
         assert req is not None
         users = req.users
-        act = np.asarray(actions)[users]
-        k, c = self.config.k, self.config.n_candidates
-        if self.config.action_mode == "weights":
-            feats = self.candidate_features()[users]
-            scores = np.einsum("ncf,nf->nc", feats, act.astype(np.float32))
-            cols = top_k(scores, k)
-        else:
-            cols = act.reshape(users.size, k).astype(np.int64)
-            if ((cols < 0) | (cols >= c)).any():
-                raise ConfigError(f"actions must be candidate indices in 0..{c - 1}")
-            cols = _dedupe(cols, c)
-            scores = None
-        items = np.take_along_axis(req.candidates, cols, axis=1)
-        return Slates(
-            items=items,
-            scores=np.zeros(items.shape, np.float32)
-            if scores is None
-            else np.take_along_axis(scores, cols, axis=1).astype(np.float32),
-            propensities=np.ones(items.shape, np.float32),
+        return decode_slates(
+            self.config,
+            req.candidates,
+            np.asarray(actions)[users],
+            lambda: self.candidate_features()[users],
         )
 
     def finish(self, actions: NDArray) -> tuple[TickOutcome, NDArray[np.float32]]:
@@ -363,42 +351,24 @@ class FeedCore:
     def observe(self) -> dict[str, NDArray[np.float32]]:
         """Batched observation of every slot (what a platform could observe)."""
         world = self.sim.world
-        pop, cat, clock = world.population, world.catalog, world.clock
-        t = self.n_topics
+        pop = world.population
         b = self.n_slots
-        slots = np.arange(b)
-        history = np.empty((b, 2 * t), np.float32)
-        kernels.by_rows(
-            lambda rows: kernels.history_shares(
-                history[rows], pop.memory_items[rows], pop.memory_reaction[rows], cat.topic
+        context = context_features(
+            topic=world.catalog.topic,
+            memory_items=pop.memory_items,
+            memory_reaction=pop.memory_reaction,
+            session_pages=pop.session_pages,
+            last_page=self.last,
+            session_clicks=pop.session_clicks,
+            session_items=pop.session_items,
+            hour=world.clock.hour_of_day(),
+            page=self.sim.config.feed.slate_size,
+            instruction_codes=self._codes.for_users(pop, np.arange(b)),
+            pages_since_instruction=np.where(
+                pop.last_instruction >= 0, pop.pages_since_instruction, -1
             ),
-            b,
         )
-        hour = 2 * math.pi * clock.hour_of_day() / 24.0
-        page = float(self.sim.config.feed.slate_size)
-        engagement = np.stack(
-            [
-                np.minimum(pop.session_pages / 50.0, 1.0),
-                self.last[:, 0] / page,
-                self.last[:, 1] / page,
-                self.last[:, 2] / page,
-                np.minimum(self.last[:, 3] / 60.0, 5.0),
-                pop.session_clicks / np.maximum(pop.session_items, 1),
-                np.full(b, math.sin(hour)),
-                np.full(b, math.cos(hour)),
-            ],
-            axis=1,
-        ).astype(np.float32)
-        age = np.where(pop.last_instruction >= 0, 1.0 / (1.0 + pop.pages_since_instruction), 0.0)
-        instruction = np.concatenate(
-            [self._codes.for_users(pop, slots), age[:, None].astype(np.float32)], axis=1
-        )
-        obs = {
-            "candidates": self.candidate_features().reshape(b, -1),
-            "history": history,
-            "engagement": engagement,
-            "instruction": instruction.astype(np.float32),
-        }
+        obs = {"candidates": self.candidate_features().reshape(b, -1), **context}
         if self.config.oracle:
             obs["oracle"] = np.concatenate(
                 [
@@ -417,7 +387,12 @@ class FeedCore:
 
 def popularity(world: World) -> NDArray[np.float32]:
     """Public popularity of every item in [0, 1]: ``log1p(clicks) / max``."""
-    clicks = np.log1p(world.catalog.clicks.astype(np.float32))
+    return catalog_popularity(world.catalog)
+
+
+def catalog_popularity(catalog: Catalog) -> NDArray[np.float32]:
+    """:func:`popularity` from the catalogue alone (what a policy's request carries)."""
+    clicks = np.log1p(catalog.clicks.astype(np.float32))
     return (clicks / np.float32(float(clicks.max()) or 1.0)).astype(np.float32)
 
 
@@ -432,19 +407,42 @@ def write_features(
     """Write into ``out[rows]`` (``[n, C, T + 4]``, every element) the features of each requesting
     user's candidates: topic one-hot, popularity, quality, already seen by the user, cosine
     affinity to ``centroid`` (``[n, D]``, e.g. the user's clicked items)."""
-    cat = world.catalog
+    write_candidate_features(
+        out,
+        rows,
+        request,
+        centroid,
+        item_popularity,
+        memory=world.population.memory_items,
+        memory_rows=request.users,
+    )
+
+
+def write_candidate_features(
+    out: NDArray[np.float32],
+    rows: NDArray[np.int64],
+    request: RecommendRequest,
+    centroid: NDArray[np.float32],
+    item_popularity: NDArray[np.float32],
+    *,
+    memory: NDArray[np.int32],
+    memory_rows: NDArray[np.int64],
+) -> None:
+    """:func:`write_features` with the seen items given: requesting user ``i`` has seen the items
+    of ``memory[memory_rows[i]]`` (−1 empty), e.g. the population's memory rings or
+    ``request.history`` with ``memory_rows = arange(n)``."""
+    cat = request.catalog
     norm = np.linalg.norm(centroid, axis=1, keepdims=True)
     unit = (centroid / np.maximum(norm, np.float32(1e-9))).astype(np.float32)
     candidates = np.ascontiguousarray(request.candidates, dtype=np.int32)
-    users = request.users
 
     def write(part: slice) -> None:
         kernels.candidate_features(
             out,
             rows[part],
             candidates[part],
-            users[part],
-            world.population.memory_items,
+            memory_rows[part],
+            memory,
             cat.topic,
             item_popularity,
             cat.quality,
@@ -453,6 +451,91 @@ def write_features(
         )
 
     kernels.by_rows(write, request.n)
+
+
+def context_features(
+    *,
+    topic: NDArray[np.int16],
+    memory_items: NDArray[np.int32],
+    memory_reaction: NDArray[np.int8],
+    session_pages: NDArray[np.integer],
+    last_page: NDArray[np.float32],
+    session_clicks: NDArray[np.integer],
+    session_items: NDArray[np.integer],
+    hour: int,
+    page: int,
+    instruction_codes: NDArray[np.float32],
+    pages_since_instruction: NDArray[np.integer],
+) -> dict[str, NDArray[np.float32]]:
+    """The ``history``, ``engagement`` and ``instruction`` observations of ``n`` users (see
+    :class:`FeedEnv`) from what the platform logged, row ``i`` for user ``i``: the memory of
+    examined items with their reactions (``[n, M]``, −1 empty; reaction ≥ 1 is a click), session
+    pages, the last page's (examined, clicks, likes, mean dwell of clicks), the session's clicks
+    and examined items, the hour of day, the page size ``k``, the parsed standing instructions
+    (``[n, 2T + 1]``, :class:`~recoworld.policies.parsing.InstructionCodes`) and the pages since
+    them (−1: no instruction)."""
+    n = memory_items.shape[0]
+    n_topics = (instruction_codes.shape[1] - 1) // 2
+    history = np.empty((n, 2 * n_topics), np.float32)
+    kernels.by_rows(
+        lambda rows: kernels.history_shares(
+            history[rows], memory_items[rows], memory_reaction[rows], topic
+        ),
+        n,
+    )
+    angle = 2 * math.pi * hour / 24.0
+    size = float(page)
+    engagement = np.stack(
+        [
+            np.minimum(session_pages / 50.0, 1.0),
+            last_page[:, 0] / size,
+            last_page[:, 1] / size,
+            last_page[:, 2] / size,
+            np.minimum(last_page[:, 3] / 60.0, 5.0),
+            session_clicks / np.maximum(session_items, 1),
+            np.full(n, math.sin(angle)),
+            np.full(n, math.cos(angle)),
+        ],
+        axis=1,
+    ).astype(np.float32)
+    pages = pages_since_instruction
+    age = np.where(pages >= 0, 1.0 / (1.0 + np.maximum(pages, 0)), 0.0)
+    instruction = np.concatenate([instruction_codes, age[:, None].astype(np.float32)], axis=1)
+    return {
+        "history": history,
+        "engagement": engagement,
+        "instruction": instruction.astype(np.float32),
+    }
+
+
+def decode_slates(
+    config: FeedEnvConfig,
+    candidates: NDArray[np.int32],
+    actions: NDArray,
+    features: Callable[[], NDArray[np.float32]],
+) -> Slates:
+    """The slates that ``actions`` (one row per requesting user) stand for, over ``candidates``
+    (``[n, C]``), by ``config.action_mode`` (see :class:`FeedEnv`); ``features`` gives the
+    ``[n, C, F]`` candidate features (read in ``weights`` mode only). Propensity 1."""
+    n = candidates.shape[0]
+    k, c = config.k, config.n_candidates
+    if config.action_mode == "weights":
+        scores = np.einsum("ncf,nf->nc", features(), actions.astype(np.float32))
+        cols = top_k(scores, k)
+    else:
+        cols = actions.reshape(n, k).astype(np.int64)
+        if ((cols < 0) | (cols >= c)).any():
+            raise ConfigError(f"actions must be candidate indices in 0..{c - 1}")
+        cols = _dedupe(cols, c)
+        scores = None
+    items = np.take_along_axis(candidates, cols, axis=1)
+    return Slates(
+        items=items,
+        scores=np.zeros(items.shape, np.float32)
+        if scores is None
+        else np.take_along_axis(scores, cols, axis=1).astype(np.float32),
+        propensities=np.ones(items.shape, np.float32),
+    )
 
 
 def request_features(
