@@ -42,6 +42,12 @@ _REGISTRY: dict[str, str] = {
     "epsilon_greedy": "recoworld.policies.learned:EpsilonGreedyPolicy",
     "instruction_aware": "recoworld.policies.rerank:InstructionAwarePolicy",
     "mmr": "recoworld.policies.rerank:MMRPolicy",
+    "itemknn": "recoworld.policies.neighbors:ItemKNNPolicy",
+    "thompson": "recoworld.policies.bandits:ThompsonSamplingPolicy",
+    "social": "recoworld.policies.social:SocialPolicy",
+    "user_shield": "recoworld.policies.shield:UserShieldPolicy",
+    "llm_agent": "recoworld.policies.agent:LLMAgentPolicy",
+    "rl": "recoworld.policies.rl:RLPolicy",
 }
 
 
