@@ -55,12 +55,6 @@ FIGURES = (
     "diversity/novelty",
     "diversity/calibration_kl",
 )
-# Two-sided 95% Student t critical values by degrees of freedom (1..30); above, the normal's.
-_T95 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,15 +234,9 @@ def run_suite(
 
 
 def _ci95(values: np.ndarray) -> tuple[float, float]:
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return float("nan"), float("nan")
-    mean = float(values.mean())
-    if values.size < 2:
-        return mean, float("nan")
-    df = values.size - 1
-    t = _T95[df - 1] if df <= len(_T95) else 1.96
-    return mean, t * float(values.std(ddof=1)) / math.sqrt(values.size)
+    from recoworld._stats import t_interval
+
+    return t_interval(values[np.isfinite(values)])
 
 
 def summarize(frame: pd.DataFrame, suite: Suite) -> str:

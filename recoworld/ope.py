@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from recoworld import _stats
 from recoworld.errors import OPEError
 
 if TYPE_CHECKING:
@@ -100,13 +101,6 @@ REWARDS = ("click", "like", "dwell")
 #: A policy for :func:`collect` / :func:`evaluate`: a registered name, a ``{"name", "params"}``
 #: mapping, a zero-argument factory, or (``collect`` only) a policy object.
 PolicySpec = Any
-
-# Two-sided 95% Student-t quantiles for 1..30 degrees of freedom.
-_T95 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
 
 
 # -- estimators ---------------------------------------------------------------------------------
@@ -244,19 +238,10 @@ def effective_sample_size(logging_prob: ArrayLike, target_prob: ArrayLike) -> fl
 
 
 def t_quantile(df: int, level: float = 0.95) -> float:
-    """Two-sided Student-t quantile: exact table for 95% and ``df ≤ 30``, else the
-    Cornish–Fisher expansion around the normal quantile (within 0.5% for ``df ≥ 3``)."""
+    """Two-sided Student-t quantile (:func:`recoworld._stats.t_quantile`)."""
     if df < 1:
         raise OPEError(f"df: expected at least 1 degree of freedom, got {df}")
-    if level == 0.95 and df <= len(_T95):
-        return _T95[df - 1]
-    z = NormalDist().inv_cdf(0.5 + level / 2.0)
-    return (
-        z
-        + (z**3 + z) / (4 * df)
-        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
-    )
+    return _stats.t_quantile(df, level)
 
 
 def t_interval(values: ArrayLike, level: float = 0.95) -> tuple[float, float]:
@@ -265,11 +250,7 @@ def t_interval(values: ArrayLike, level: float = 0.95) -> tuple[float, float]:
     arr = _vector("values", values)
     if arr.shape[0] == 0:
         raise OPEError("values: expected at least one value")
-    mean = float(arr.mean())
-    if arr.shape[0] < 2:
-        return mean, float("nan")
-    df = arr.shape[0] - 1
-    return mean, t_quantile(df, level) * float(arr.std(ddof=1)) / math.sqrt(arr.shape[0])
+    return _stats.t_interval(arr, level)
 
 
 # -- the reward model -----------------------------------------------------------------------------

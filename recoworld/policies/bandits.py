@@ -10,14 +10,13 @@ estimators need.
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from recoworld.errors import ConfigError
+from recoworld.policies._params import number
 from recoworld.policies.base import Feedback, RecommendRequest, Slates
 
 if TYPE_CHECKING:
@@ -31,18 +30,6 @@ logger = logging.getLogger(__name__)
 _CHUNK = 1 << 22
 #: Column-order tie-breaker added to the scores (ties keep candidate order, as ``top_k`` does).
 _TIE = 1e-12
-
-
-def _number(key: str, value: object, expected: str, ok: Callable[[float], bool]) -> float:
-    """``value`` as a float if it is a finite number satisfying ``ok``, else ConfigError."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not ok(float(value))
-    ):
-        raise ConfigError(f"policy.params.{key}: expected {expected}, got {value!r}")
-    return float(value)
 
 
 def _ranked(keys: NDArray[np.float64], k: int) -> NDArray[np.intp]:
@@ -102,9 +89,9 @@ class ThompsonSamplingPolicy:
         propensity_samples: int = 32,
         exploration: float = 1.0,
     ) -> None:
-        self.a0 = _number("a0", a0, "a number > 0 (prior pseudo-clicks per topic)", lambda v: v > 0)
-        self.b0 = _number("b0", b0, "a number > 0 (prior pseudo-skips per topic)", lambda v: v > 0)
-        self.popularity_weight = _number(
+        self.a0 = number("a0", a0, "a number > 0 (prior pseudo-clicks per topic)", lambda v: v > 0)
+        self.b0 = number("b0", b0, "a number > 0 (prior pseudo-skips per topic)", lambda v: v > 0)
+        self.popularity_weight = number(
             "popularity_weight", popularity_weight, "a number >= 0", lambda v: v >= 0
         )
         if (
@@ -117,7 +104,7 @@ class ThompsonSamplingPolicy:
                 f"per page for the propensity estimate), got {propensity_samples!r}"
             )
         self.propensity_samples = int(propensity_samples)
-        self.exploration = _number(
+        self.exploration = number(
             "exploration", exploration, "a number > 0 (1: plain Thompson sampling)", lambda v: v > 0
         )
         self.examined = np.zeros((0, 0), np.float32)

@@ -29,6 +29,7 @@ __all__ = [
     "RecommendRequest",
     "Recommender",
     "Slates",
+    "candidate_columns",
     "slates_from_scores",
     "top_k",
     "validate_slates",
@@ -232,6 +233,24 @@ class Recommender(Protocol):
     def recommend(self, request: RecommendRequest) -> Slates: ...
 
     def update(self, feedback: Feedback) -> None: ...
+
+
+def candidate_columns(
+    candidates: NDArray[np.integer], items: NDArray[np.integer]
+) -> NDArray[np.int64]:
+    """Column of each ``items[r, j]`` in ``candidates[r]`` (−1 when absent), vectorized: one
+    sort of the rows and one binary search, no ``[n, k, C]`` comparison."""
+    n = candidates.shape[0]
+    if n == 0 or candidates.shape[1] == 0:
+        return np.full(items.shape, -1, np.int64)
+    order = np.argsort(candidates, axis=1)
+    rows = np.arange(n, dtype=np.int64)[:, None] << np.int64(32)
+    pool = (rows | np.take_along_axis(candidates, order, axis=1).astype(np.int64)).ravel()
+    wanted = (rows | items.astype(np.int64)).ravel()
+    pos = np.minimum(np.searchsorted(pool, wanted), pool.size - 1)
+    found = pool[pos] == wanted
+    cols = np.where(found, order.ravel()[pos], -1)
+    return cols.reshape(items.shape).astype(np.int64)
 
 
 def top_k(scores: NDArray[np.floating], k: int) -> NDArray[np.intp]:

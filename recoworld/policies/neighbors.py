@@ -11,13 +11,11 @@ square of the catalogue.
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
 
-from recoworld.errors import ConfigError
+from recoworld.policies._params import integer, number
 from recoworld.policies.base import Feedback, RecommendRequest, Slates, slates_from_scores
 
 __all__ = ["ItemKNNPolicy"]
@@ -32,24 +30,6 @@ _LOOKUP_BLOCK = 1 << 22
 _DENSE_MIN = 1 << 20
 #: Bits of the float32 1.0: ``_ONE_BITS - bits(s)`` orders similarities in (0, 1] descending.
 _ONE_BITS = 0x3F800000
-
-
-def _number(key: str, value: object, expected: str, ok: Callable[[float], bool]) -> float:
-    """``value`` as a float if it is a finite number satisfying ``ok``, else ConfigError."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not ok(float(value))
-    ):
-        raise ConfigError(f"policy.params.{key}: expected {expected}, got {value!r}")
-    return float(value)
-
-
-def _integer(key: str, value: object, expected: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"policy.params.{key}: expected {expected}, got {value!r}")
-    return int(value)
 
 
 def _group_starts(sorted_ids: NDArray[np.int64]) -> NDArray[np.intp]:
@@ -124,15 +104,15 @@ class ItemKNNPolicy:
         popularity_weight: float = 0.01,
         seen_penalty: float = 1.0,
     ) -> None:
-        self.neighbors = _integer("neighbors", neighbors, "an integer >= 1 (items)", 1)
-        self.shrink = _number("shrink", shrink, "a number >= 0", lambda v: v >= 0)
-        self.history = _integer("history", history, "an integer >= 1 (clicked items)", 1)
-        self.retrain_every = _integer("retrain_every", retrain_every, "an integer >= 1 (ticks)", 1)
-        self.buffer = _integer("buffer", buffer, "an integer >= 1 (clicks)", 1)
-        self.popularity_weight = _number(
+        self.neighbors = integer("neighbors", neighbors, "an integer >= 1 (items)", 1)
+        self.shrink = number("shrink", shrink, "a number >= 0", lambda v: v >= 0)
+        self.history = integer("history", history, "an integer >= 1 (clicked items)", 1)
+        self.retrain_every = integer("retrain_every", retrain_every, "an integer >= 1 (ticks)", 1)
+        self.buffer = integer("buffer", buffer, "an integer >= 1 (clicks)", 1)
+        self.popularity_weight = number(
             "popularity_weight", popularity_weight, "a number >= 0", lambda v: v >= 0
         )
-        self.seen_penalty = _number("seen_penalty", seen_penalty, "a number >= 0", lambda v: v >= 0)
+        self.seen_penalty = number("seen_penalty", seen_penalty, "a number >= 0", lambda v: v >= 0)
         self.n_items = 0
         # The click window: (user, item) of the last `buffer` clicks.
         self._click_users = np.zeros(0, np.int64)

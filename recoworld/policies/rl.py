@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from recoworld.errors import ConfigError, DependencyNotInstalled
-from recoworld.policies.base import Feedback, RecommendRequest, Slates
+from recoworld.policies.base import Feedback, RecommendRequest, Slates, candidate_columns
 
 if TYPE_CHECKING:
     from recoworld.envs.feed import FeedEnvConfig
@@ -326,7 +326,7 @@ class RLPolicy:
             prop = _propensities(probs, action)
         feats = obs["candidates"].reshape(n, c, -1)
         slates = decode_slates(self.config, request.candidates, np.asarray(action), lambda: feats)
-        cols = _columns(request.candidates, slates.items)
+        cols = candidate_columns(request.candidates, slates.items)
         if prop is not None:
             slates = Slates(items=slates.items, scores=slates.scores, propensities=prop)
         return cols, slates
@@ -404,12 +404,6 @@ class RLPolicy:
         self._last[users] = last
         self._session_items[users] += examined.sum(axis=1, dtype=np.int32)
         self._session_clicks[users] += clicked.sum(axis=1, dtype=np.int32)
-
-
-def _columns(candidates: NDArray[np.int32], items: NDArray[np.int32]) -> NDArray[np.int64]:
-    """Column of each slate item in its user's candidate row (items are candidates)."""
-    match = candidates[:, None, :] == items[:, :, None]
-    return match.argmax(axis=2).astype(np.int64)
 
 
 def _propensities(probs: NDArray[np.float64], cols: NDArray[np.int64]) -> NDArray[np.float32]:

@@ -19,6 +19,7 @@ from recoworld.policies.base import (
     Feedback,
     RecommendRequest,
     Slates,
+    candidate_columns,
     top_k,
     validate_slates,
 )
@@ -65,19 +66,6 @@ def _check(
         else:
             expected = f"a number {'>' if strict else '>='} {low:g}"
         raise ConfigError(f"policy.params.{key}: expected {expected}, got {value!r}")
-
-
-def _columns(candidates: NDArray[np.integer], items: NDArray[np.integer]) -> NDArray[np.int64]:
-    """Column of each ``items[r, j]`` in ``candidates[r]`` (−1 when absent), vectorized."""
-    n = candidates.shape[0]
-    order = np.argsort(candidates, axis=1)
-    rows = np.arange(n, dtype=np.int64)[:, None] << np.int64(32)
-    pool = (rows | np.take_along_axis(candidates, order, axis=1).astype(np.int64)).ravel()
-    wanted = (rows | items.astype(np.int64)).ravel()
-    pos = np.minimum(np.searchsorted(pool, wanted), pool.size - 1)
-    found = pool[pos] == wanted
-    cols = np.where(found, order.ravel()[pos], -1)
-    return cols.reshape(items.shape).astype(np.int64)
 
 
 def _consolidate(current: Preferences | None, text: str, topics: tuple[str, ...]) -> Preferences:
@@ -280,7 +268,7 @@ class UserShieldPolicy:
     def score(self, request: RecommendRequest) -> NDArray[np.float32]:
         """The shield's scores over the candidates, ``[n, C]``; −inf outside the shortlist."""
         short, score = self._rerank(request)
-        cols = _columns(request.candidates, short.items)
+        cols = candidate_columns(request.candidates, short.items)
         out = np.full(request.candidates.shape, -np.inf, np.float32)
         rows = np.broadcast_to(np.arange(request.n)[:, None], cols.shape)
         ok = cols >= 0
