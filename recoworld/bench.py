@@ -81,7 +81,7 @@ def _label(spec: dict[str, Any]) -> str:
     if spec.get("label"):
         return str(spec["label"])
     params = spec.get("params") or {}
-    base = params.get("base")
+    base = params.get("base", params.get("platform"))  # wrappers: instruction_aware, user_shield
     return f"{spec['name']}[{base}]" if isinstance(base, str) else str(spec["name"])
 
 
