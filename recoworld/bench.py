@@ -82,7 +82,10 @@ def _label(spec: dict[str, Any]) -> str:
         return str(spec["label"])
     params = spec.get("params") or {}
     base = params.get("base", params.get("platform"))  # wrappers: instruction_aware, user_shield
-    return f"{spec['name']}[{base}]" if isinstance(base, str) else str(spec["name"])
+    if not isinstance(base, str):
+        return str(spec["name"])
+    llm = ",llm" if params.get("parser") == "llm" else ""
+    return f"{spec['name']}[{base}{llm}]"
 
 
 def load_suite(path: str | os.PathLike[str]) -> Suite:

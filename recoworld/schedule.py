@@ -121,7 +121,9 @@ class Simulation:
     Args:
         config: the scenario.
         world: a prepared world (default: the synthetic world of ``config``).
-        policy: a recommender (default: ``config.policy``).
+        policy: a recommender (default: ``config.policy``; an LLM-backed one built from it
+            keeps its replies in the run folder's response cache, ``llm-cache.sqlite``,
+            unless its ``llm.cache`` names a file — as LLM users do — so the run replays).
         user_model: the user model (default: numeric users with ``config.users``).
         out_dir: run folder for the trajectory (default: no recording).
         run_id: identifier written into every row (default ``"<name>-seed<seed>"``).
@@ -145,11 +147,16 @@ class Simulation:
                 f"feed.n_candidates: expected at most world.n_items ({self.world.n_items}), "
                 f"got {config.feed.n_candidates}"
             )
-        self.policy: Recommender = (
-            policy
-            if policy is not None
-            else make_policy(config.policy.name, **config.policy.params)
-        )
+        if policy is None:
+            policy = make_policy(config.policy.name, **config.policy.params)
+            if out_dir is not None and hasattr(policy, "replay_timing"):
+                from recoworld.llm.cache import CACHE_FILE
+                from recoworld.policies._llm import default_cache
+
+                # An LLM-backed policy keeps its replies in the run folder's response cache
+                # (unless its llm.cache names one), as LLM users do: the run replays from it.
+                default_cache(policy, Path(out_dir) / CACHE_FILE)
+        self.policy: Recommender = policy
         if user_model is None:
             user_model = NumericUserModel(config.users)
             if config.llm.enabled:

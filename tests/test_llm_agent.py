@@ -436,3 +436,50 @@ def test_replies_cut_short_by_the_token_cap_fall_back_and_are_flagged(
         assert trace["from_llm"] == 0
         assert trace["filled"] == 10
     assert sim.policy.stop_reason is None  # type: ignore[attr-defined]
+
+
+def test_a_run_from_its_configuration_replays_byte_identically_with_the_server_stopped(
+    tmp_path: Path,
+) -> None:
+    from recoworld.cli import main
+    from recoworld.llm.cache import CACHE_FILE
+    from recoworld.replay import compare_runs
+    from recoworld.trajectory import read_run
+    from tests.test_llm_server import Server
+
+    server = Server("stories260K.gguf", tmp_path / "server.log", 8192)
+    original = tmp_path / "run"
+    try:
+        params = {
+            "llm": {"model": "tiny", "base_urls": [server.url], "max_tokens": 700},
+            "base": "most_popular",
+            "users_per_tick": 2,
+            "max_calls": 3,
+            "max_history": 3,
+            "show_candidates": 8,
+            "seed": 7,
+            "temperature": 0.8,
+        }
+        config = override(
+            load_scenario("default"),
+            {
+                "world.n_users": 40,
+                "world.n_items": 400,
+                "clock.ticks": 6,
+                "clock.tick_minutes": 30,  # sessions start within a few ticks
+                "policy.name": "llm_agent",
+                "policy.params": params,
+            },
+        )
+        assert Simulation(config, out_dir=original).run().status == "completed"
+    finally:
+        server.stop()
+    assert (original / CACHE_FILE).is_file()  # no llm.cache: the run folder's
+    calls = read_run(original).llm_calls
+    assert len(calls) >= 2
+    assert (calls["purpose"] == PURPOSE).all()
+    assert not calls["cached"].any()
+    # The server is stopped: the replay answers every call from the run folder's cache, and its
+    # rows carry the original calls' latency and cache flag.
+    assert main(["replay", str(original), "--out", str(tmp_path / "again"), "-q"]) == 0
+    assert compare_runs(original, tmp_path / "again") == []

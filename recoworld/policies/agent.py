@@ -44,28 +44,35 @@ the model's ``thought``, the executed ``calls`` with their ``arguments`` and a o
 final ``slate``, how many items came ``from_llm`` and how many were ``filled``, and the ids
 ``dropped`` with why; an invalid reply is kept as ``reply`` (its raw text). The schedule collects
 the rows through :meth:`LLMAgentPolicy.drain_records`, as it does the LLM users'.
+
+**Replay.** The client, the budget and the rows are the shared plumbing of LLM-backed policies
+(:mod:`recoworld.policies._llm`). A run recorded from its configuration keeps the agent's replies
+in the run folder's response cache (``llm-cache.sqlite``) unless ``llm.cache`` names a file, and
+``recoworld replay RUN_DIR`` rebuilds the agent ``offline`` on that cache, its rows carrying the
+original calls' latency and cache flag: byte-identical, with no server.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from recoworld.errors import BudgetExceeded, ConfigError
+from recoworld.errors import ConfigError
 from recoworld.llm.config import LLMConfig
+from recoworld.policies._llm import CallTiming, PolicyLLM, llm_config, usable
+from recoworld.policies._llm import is_int as _is_int
 from recoworld.policies.base import Feedback, RecommendRequest, Slates
 from recoworld.policies.rerank import _base
 
 if TYPE_CHECKING:
-    from recoworld.llm.client import ChatRequest, ChatResult
+    from recoworld.llm.client import ChatResult
     from recoworld.llm.items import ItemTexts
     from recoworld.world.catalog import Catalog
 
@@ -188,10 +195,6 @@ class _Desk:
     done: bool = False
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
 def _mix(users: NDArray[np.integer], tick: int) -> NDArray[np.uint64]:
     """A fixed pseudo-random number per (user, tick) (a 32-bit integer hash), for tie-breaks
     that favour no user id."""
@@ -223,7 +226,8 @@ class LLMAgentPolicy:
             (as ``llm.client`` in a scenario: ``base_urls``, ``model``, ``api_key_env``,
             ``concurrency``, ``timeout_s``, ``max_retries``, ``max_tokens`` (the reply budget
             of one plan; raise it for character-level tokenizers), ``structured``,
-            ``repair_rounds``, ``cache`` (the response cache file: set it so a run replays),
+            ``repair_rounds``, ``cache`` (the response cache file; a run recorded from its
+            configuration defaults it to the run folder's ``llm-cache.sqlite``),
             ``budget_tokens``, ``budget_usd``, prices, ``transport``) or an ``LLMConfig``.
             ``model`` is required (or ``OPENAI_MODEL``). The API key is read from the
             environment variable ``api_key_env`` names, never from the parameters. Sampling is
@@ -243,7 +247,8 @@ class LLMAgentPolicy:
         temperature: sampling temperature of the agent's calls.
         seed: sampling seed sent with every call (``None``: none), so replies repeat.
         offline: answer from the response cache only (``llm.cache``), never calling a server
-            (a replay); a call not in the cache falls back.
+            (a replay; ``recoworld replay`` switches it on by itself); a call not in the cache
+            falls back.
         client: an object with the :class:`recoworld.llm.LLMClient` interface (``chat``,
             ``usage``) to use instead of building one from ``llm``; the caller closes it.
 
@@ -269,7 +274,7 @@ class LLMAgentPolicy:
         offline: bool = False,
         client: Any = None,
     ) -> None:
-        self.llm = _llm_config(llm, temperature, seed, needs_model=client is None)
+        config = llm_config(llm, temperature, seed, needs_model=client is None)
         for key, value, low in (
             ("max_history", max_history, 0),
             ("show_candidates", show_candidates, 1),
@@ -285,15 +290,14 @@ class LLMAgentPolicy:
                 "policy.params.users_per_tick: expected an integer >= 0 or null (all users), "
                 f"got {users_per_tick!r}"
             )
-        if not isinstance(offline, bool):
-            raise ConfigError(f"policy.params.offline: expected true or false, got {offline!r}")
-        if offline and not self.llm.cache:
-            raise ConfigError(
-                "policy.params.offline: an offline agent answers from its response cache; "
-                "set policy.params.llm.cache"
-            )
-        if client is not None and not callable(getattr(client, "chat", None)):
-            raise ConfigError("policy.params.client: expected an LLM client with chat(requests)")
+        self._io = PolicyLLM(
+            config,
+            client=client,
+            offline=offline,
+            label="LLM agent",
+            fallback="serving the base model's slates",
+            noun="agent",
+        )
         self.base = _base(base, base_params)
         self.name = f"llm_agent[{self.base.name}]"
         self.max_history = int(max_history)
@@ -301,11 +305,6 @@ class LLMAgentPolicy:
         self.max_rounds = int(max_rounds)
         self.max_calls = int(max_calls)
         self.users_per_tick = None if users_per_tick is None else int(users_per_tick)
-        self.offline = offline
-        self.stop_reason: str | None = None
-        self._client = client
-        self._own_client = client is None
-        self._rows: list[dict[str, Any]] = []
         self._catalog: Catalog | None = None
         self._k = 0
         self._texts: ItemTexts | None = None
@@ -316,30 +315,49 @@ class LLMAgentPolicy:
     def __repr__(self) -> str:
         return f"LLMAgentPolicy(base={self.base.name!r}, model={self.llm.model!r})"
 
-    # -- plumbing ---------------------------------------------------------------------------
+    # -- plumbing (recoworld.policies._llm) -------------------------------------------------
+    @property
+    def llm(self) -> LLMConfig:
+        """The LLM client configuration (settable before the first call: a recorded run gives
+        it the run folder's response cache when ``llm.cache`` names none)."""
+        return self._io.config
+
+    @llm.setter
+    def llm(self, value: LLMConfig) -> None:
+        self._io.config = value
+
+    @property
+    def offline(self) -> bool:
+        """Answer from the response cache only (``llm.cache``), never calling a server."""
+        return self._io.offline
+
+    @offline.setter
+    def offline(self, value: bool) -> None:
+        self._io.offline = value
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the run should stop (the LLM budget is spent), else ``None``."""
+        return self._io.stop_reason
+
     @property
     def client(self) -> Any:
         """The LLM client (built from ``llm`` on first use unless one was passed)."""
-        if self._client is None:
-            from recoworld.llm.client import LLMClient
-
-            self._client = LLMClient(self.llm, offline=self.offline)
-        return self._client
+        return self._io.client
 
     def close(self) -> None:
         """Close the client this policy built (the schedule calls it when the run finishes)."""
-        if self._own_client and self._client is not None:
-            self._client.close()
-            self._client = None
+        self._io.close()
 
     def drain_records(self) -> dict[str, dict[str, Any]]:
         """The ``llm_calls`` rows of the calls made since the last drain (then forgotten):
         ``{"llm_calls": {column: values}}``, or ``{}`` when there were none."""
-        rows, self._rows = self._rows, []
-        if not rows:
-            return {}
-        columns = {name: [row[name] for row in rows] for name in rows[0]}
-        return {"llm_calls": {**columns, "model": self.llm.model}}
+        return self._io.drain_records()
+
+    def replay_timing(self, timing: Sequence[CallTiming]) -> None:
+        """Replay: the original run's ``(prompt_hash, latency_s, cached, error)`` per call of
+        this policy, which its rows then carry (see :mod:`recoworld.policies._llm`)."""
+        self._io.replay_timing(timing)
 
     def _setup(self, catalog: Catalog, k: int) -> None:
         """Item texts, the plan schema and the prompts, for this catalogue and slate size."""
@@ -416,7 +434,7 @@ class LLMAgentPolicy:
                 )
                 for d in active
             ]
-            for desk, result in zip(active, self._chat(requests), strict=True):
+            for desk, result in zip(active, self._io.chat(requests), strict=True):
                 self._turn(desk, turn, result, request.tick)
         logger.debug(
             "tick %d: %d users planned by the LLM, %d calls, %d fell back",
@@ -432,7 +450,7 @@ class LLMAgentPolicy:
             desk.traces[-1].update(trace)
             for values, output in zip(desk.rows, desk.traces, strict=True):
                 values["output"] = json.dumps(output, ensure_ascii=False, separators=(",", ":"))
-                self._rows.append(values)
+                self._io.record(values)
         return Slates(items, scores, np.ones(items.shape, np.float32))
 
     def update(self, feedback: Feedback) -> None:
@@ -495,26 +513,9 @@ class LLMAgentPolicy:
             candidates="\n".join(self._line(i) for i in shown),
         )
 
-    def _chat(self, requests: list[ChatRequest]) -> list[ChatResult | None]:
-        """The batch's results in request order; ``None`` for calls the budget did not allow."""
-        if self.stop_reason is not None:
-            return [None] * len(requests)
-        try:
-            results: list[ChatResult | None] = list(self.client.chat(requests))
-        except BudgetExceeded as exc:
-            self.stop_reason = str(exc)
-            logger.warning("LLM agent: %s; serving the base model's slates", exc)
-            return [None] * len(requests)
-        if any(r is not None and r.error == "budget" for r in results):
-            self.stop_reason = (
-                "the LLM agent's budget is spent; raise policy.params.llm.budget_tokens / "
-                "budget_usd to go on"
-            )
-        return results
-
     def _turn(self, desk: _Desk, turn: int, result: ChatResult | None, tick: int) -> None:
         """Record one call; execute its plan if usable, else end the user's deliberation."""
-        ok = result is not None and result.valid and isinstance(result.data, dict)
+        ok = usable(result)
         trace: dict[str, Any] = {"turn": turn}
         if ok:
             assert result is not None
@@ -535,34 +536,11 @@ class LLMAgentPolicy:
             desk.done = True
             if result is not None and result.text:
                 trace["reply"] = result.text
-        error = None if ok else ("budget" if result is None else result.error or "invalid output")
+        # The output (the trace) is filled in once the user's slate is assembled.
         desk.rows.append(
-            {
-                "tick": tick,
-                "user": desk.user,
-                "purpose": self._purpose(),
-                "prompt_hash": result.key if result is not None else None,
-                "prompt_tokens": result.prompt_tokens if result is not None else 0,
-                "completion_tokens": result.completion_tokens if result is not None else 0,
-                "cost_usd": 0.0
-                if result is None or result.cached
-                else self.llm.cost(result.prompt_tokens, result.completion_tokens),
-                "latency_s": result.latency_s if result is not None else 0.0,
-                "cached": bool(result is not None and result.cached),
-                "valid": bool(result is not None and result.valid),
-                "repaired": bool(result is not None and result.repaired),
-                "fallback": not ok,
-                "error": error,
-                "output": None,
-            }
+            self._io.row(tick, desk.user, PURPOSE, result, fallback=not ok, output=None)
         )
         desk.traces.append(trace)
-
-    @staticmethod
-    def _purpose() -> int:
-        from recoworld.trajectory.schema import CALL_PURPOSES
-
-        return CALL_PURPOSES.index(PURPOSE)
 
     def _results_prompt(self, desk: _Desk, trace: dict[str, Any], turn: int) -> str:
         results = "\n".join(
@@ -730,50 +708,3 @@ class LLMAgentPolicy:
             "filled": k - from_llm,
             "dropped": dropped,
         }
-
-
-def _llm_config(
-    value: object,
-    temperature: float,
-    seed: int | None,
-    *,
-    needs_model: bool,
-) -> LLMConfig:
-    """``policy.params.llm`` as an :class:`LLMConfig`, with the agent's sampling parameters."""
-    from recoworld._config import from_mapping
-
-    path = "policy.params.llm"
-    if (
-        not isinstance(temperature, int | float)
-        or isinstance(temperature, bool)
-        or not (math.isfinite(temperature) and temperature >= 0)
-    ):
-        raise ConfigError(f"policy.params.temperature: expected a number >= 0, got {temperature!r}")
-    if seed is not None and (not _is_int(seed) or seed < 0):
-        raise ConfigError(f"policy.params.seed: expected an integer >= 0 or null, got {seed!r}")
-    if value is None:
-        value = {}
-    if isinstance(value, LLMConfig):
-        config = value
-    elif isinstance(value, Mapping):
-        for key in ("temperature", "seed"):
-            if key in value:
-                raise ConfigError(
-                    f"{path}.{key}: the agent's sampling is set by policy.params.{key}"
-                )
-        try:
-            config = from_mapping(LLMConfig, value)
-        except ConfigError as exc:
-            message = str(exc)
-            message = message[4:] if message.startswith("llm.") else message
-            raise ConfigError(f"{path}.{message}") from None
-    else:
-        names = ", ".join(f.name for f in fields(LLMConfig))
-        raise ConfigError(f"{path}: expected a mapping of LLM client settings ({names})")
-    config = replace(config, temperature=float(temperature), seed=seed).with_environment()
-    if needs_model and not config.model:
-        raise ConfigError(
-            f"{path}.model: no model name; set policy.params.llm.model (the served model's "
-            "name) or OPENAI_MODEL"
-        )
-    return config

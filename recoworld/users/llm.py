@@ -40,7 +40,8 @@ from numpy.typing import NDArray
 
 from recoworld.errors import BudgetExceeded, ConfigError
 from recoworld.llm.client import OFFLINE_MISS
-from recoworld.trajectory.schema import CALL_PURPOSES, TABLES
+from recoworld.policies._llm import call_error, call_row, usable
+from recoworld.trajectory.schema import TABLES
 from recoworld.users.base import SOURCE_SOCIAL, Feed, Instructions, Responses, ReturnPlan, UserModel
 from recoworld.users.persona import Persona, load_persona_pack, synthesize_personas
 
@@ -50,11 +51,20 @@ if TYPE_CHECKING:
     from recoworld.llm.items import ItemTexts
     from recoworld.world.world import World
 
-__all__ = ["PROMPT_VERSION", "LLMUserModel", "estimate_tokens", "load_prompt", "page_schema"]
+__all__ = [
+    "PROMPT_VERSION",
+    "PURPOSES",
+    "LLMUserModel",
+    "estimate_tokens",
+    "load_prompt",
+    "page_schema",
+]
 
 logger = logging.getLogger(__name__)
 
 PROMPT_VERSION = "v1"
+#: ``llm_calls.purpose`` of the LLM users' calls (a replay gives them these rows' timing).
+PURPOSES = ("page", "reflection")
 _ACTIONS = ("skip", "click", "like", "share", "comment", "leave")
 _IMPORTANCE = {"skip": 0.0, "click": 1.0, "like": 2.0, "share": 3.0, "comment": 3.0, "leave": 3.0}
 _INSTRUCTION_IMPORTANCE = 3.0
@@ -160,19 +170,6 @@ class _Said:
 
 
 #: The columns the model fills (``run`` and ``model`` are constant, added when recording).
-def _usable(result: ChatResult | None) -> bool:
-    """Whether a call's output can be used (made, valid JSON of the schema: an object)."""
-    return result is not None and result.valid and isinstance(result.data, dict)
-
-
-def _error(result: ChatResult | None, ok: bool) -> str | None:
-    """The ``error`` recorded for a call: none when its output was used; ``budget`` when it was
-    never made because the budget ran out; else the client's error (or an invalid output)."""
-    if result is None:
-        return "budget"
-    return None if ok else (result.error or "invalid output")
-
-
 _CALL_COLUMNS = tuple(n for n in TABLES["llm_calls"].names if n not in ("run", "model"))
 
 
@@ -291,32 +288,25 @@ class LLMUserModel(UserModel):
         fallback: bool,
         error: str | None,
     ) -> None:
-        latency = result.latency_s if result is not None else 0.0
-        cached = result.cached if result is not None else False
+        timing = None
         if self._replay is not None:
             if self._replayed < len(self._replay):
                 latency, cached, original_error = self._replay[self._replayed]
+                timing = (latency, cached)
                 if error == OFFLINE_MISS:
                     error = original_error
             self._replayed += 1
-        values = {
-            "tick": tick,
-            "user": user,
-            "purpose": CALL_PURPOSES.index(kind),
-            "prompt_hash": result.key if result is not None else None,
-            "prompt_tokens": result.prompt_tokens if result is not None else 0,
-            "completion_tokens": result.completion_tokens if result is not None else 0,
-            "cost_usd": 0.0
-            if result is None or result.cached
-            else self.llm.client.cost(result.prompt_tokens, result.completion_tokens),
-            "latency_s": latency,
-            "cached": cached,
-            "valid": bool(result is not None and result.valid),
-            "repaired": bool(result is not None and result.repaired),
-            "fallback": fallback,
-            "error": error,
-            "output": result.text if result is not None and result.text else None,
-        }
+        values = call_row(
+            tick,
+            user,
+            kind,
+            result,
+            config=self.llm.client,
+            fallback=fallback,
+            error=error,
+            output=result.text if result is not None and result.text else None,
+            timing=timing,
+        )
         for key, value in values.items():
             self._rows[key].append(value)
 
@@ -471,11 +461,11 @@ class LLMUserModel(UserModel):
             )
             sent.append((row, user, ranks))
         for (row, user, ranks), result in zip(sent, self._chat(requests), strict=True):
-            ok = _usable(result)
+            ok = usable(result)
             if ok:
                 assert result is not None
                 self._apply(world, r, row, user, ranks, feed.items[row, ranks], result.data)
-            self._record(tick, user, "page", result, not ok, _error(result, ok))
+            self._record(tick, user, "page", result, not ok, call_error(result, ok))
         self._reflect(world, tick, [user for _, user, _ in sent])
         return r
 
@@ -557,14 +547,14 @@ class LLMUserModel(UserModel):
             )
         for user, result in zip(due, self._chat(requests), strict=True):
             mind = self.minds[user]
-            ok = _usable(result)
+            ok = usable(result)
             if ok:
                 assert result is not None
                 mind.reflections = [*mind.reflections, str(result.data["reflection"]).strip()][
                     -_KEEP_REFLECTIONS:
                 ]
                 mind.importance = 0.0
-            self._record(tick, user, "reflection", result, False, _error(result, ok))
+            self._record(tick, user, "reflection", result, False, call_error(result, ok))
 
     def instruct(
         self,
