@@ -20,7 +20,7 @@ from recoworld.policies.parsing import ParsedInstruction, parse_instruction
 if TYPE_CHECKING:
     from recoworld.policies.llm_parsing import LLMInstructionParser
 
-__all__ = ["PARSERS", "InstructionAwarePolicy", "MMRPolicy", "Preferences"]
+__all__ = ["PARSERS", "InstructionAwarePolicy", "MMRPolicy", "Preferences", "consolidate"]
 
 #: The instruction-aware policy's parsers: the rules, or a language model.
 PARSERS = ("rules", "llm")
@@ -54,6 +54,18 @@ class Preferences:
     less: set[int]
     fresh: bool
     last_text: str
+
+
+def consolidate(current: Preferences | None, parsed: ParsedInstruction, text: str) -> Preferences:
+    """A user's session preferences after one more instruction (RecBot-style turns): topics asked
+    for join the wanted set and leave the refused one and vice versa; "fresh" stays once asked."""
+    if current is None:
+        current = Preferences(set(), set(), False, "")
+    current.more = (current.more - parsed.less) | parsed.more
+    current.less = (current.less - parsed.more) | parsed.less
+    current.fresh = current.fresh or parsed.fresh
+    current.last_text = text
+    return current
 
 
 class InstructionAwarePolicy:
@@ -180,12 +192,7 @@ class InstructionAwarePolicy:
             return current
         parsed = readings[text] if readings is not None else parse_instruction(text, topics)
         self.parsed_instructions += 1
-        if current is None:
-            current = Preferences(set(), set(), False, "")
-        current.more = (current.more - parsed.less) | parsed.more
-        current.less = (current.less - parsed.more) | parsed.less
-        current.fresh = current.fresh or parsed.fresh
-        current.last_text = text
+        current = consolidate(current, parsed, text)
         self.preferences[user] = current
         return current
 

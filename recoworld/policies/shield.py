@@ -24,7 +24,7 @@ from recoworld.policies.base import (
     validate_slates,
 )
 from recoworld.policies.parsing import parse_instruction
-from recoworld.policies.rerank import Preferences
+from recoworld.policies.rerank import Preferences, consolidate
 
 __all__ = ["UserShieldPolicy"]
 
@@ -72,14 +72,7 @@ def _consolidate(current: Preferences | None, text: str, topics: tuple[str, ...]
     """One user's session preferences after its instruction ``text`` (RecBot-style turns)."""
     if current is not None and current.last_text == text:
         return current
-    parsed = parse_instruction(text, topics)
-    if current is None:
-        current = Preferences(set(), set(), False, "")
-    current.more = (current.more - parsed.less) | parsed.more
-    current.less = (current.less - parsed.more) | parsed.less
-    current.fresh = current.fresh or parsed.fresh
-    current.last_text = text
-    return current
+    return consolidate(current, parse_instruction(text, topics), text)
 
 
 class UserShieldPolicy:
