@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "BudgetExceeded",
     "ConfigError",
+    "DatasetError",
     "DependencyNotInstalled",
     "LLMError",
     "OPEError",
@@ -29,6 +30,21 @@ class ConfigError(RecoworldError, ValueError):
 
     The message names the key (dotted path, e.g. ``users.patience_mean``) and what was expected.
     """
+
+
+class DatasetError(RecoworldError, ValueError):
+    """A dataset folder cannot be loaded: it is missing, lacks a file its format needs, is of no
+    known format, or a file in it is malformed.
+
+    The message names the file, the line (1-based, as an editor shows it) and what was expected
+    there; ``path`` and ``line`` hold the same for programs (``None`` when not about one file or
+    one line).
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
 
 
 class ScenarioNotFoundError(RecoworldError, FileNotFoundError):

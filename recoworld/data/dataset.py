@@ -9,6 +9,7 @@ tags), user attributes where the data has them, and the social edges where it ha
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -34,9 +35,11 @@ class Dataset:
             where none), ``split`` (categorical over :data:`SPLITS`).
         items: one row per item, index = item id: ``raw_id`` (the file's id, as a string),
             ``title`` (str), ``topics`` (tuple of str: genres or tags; may be empty),
-            ``text`` (str: whatever free text the data has), ``mean_rating`` (float; NaN).
+            ``text`` (str: whatever free text the data has), ``mean_rating`` (float; NaN),
+            then any columns of the format's own (``docs/data.md``; e.g. ``ml1m_id``).
         users: one row per user, index = user id: ``raw_id`` (str) and, where present,
-            ``gender``, ``age``, ``occupation`` (NA elsewhere).
+            ``gender``, ``age``, ``occupation`` (NA elsewhere), then any columns of the
+            format's own (e.g. ``a4r_activity``).
         edges: social edges ``src``, ``dst`` (user ids; ``src`` follows / trusts / befriends
             ``dst``), or ``None`` when the data has no graph.
         directed: whether ``edges`` are directed (trust) or each friendship appears both ways.
@@ -79,5 +82,5 @@ class Dataset:
         rows = self.split(*splits)
         out: list[np.ndarray] = [np.zeros(0, np.int64)] * self.n_users
         for user, group in rows.groupby("user", sort=True)["item"]:
-            out[int(user)] = np.unique(group.to_numpy(np.int64))
+            out[cast(int, user)] = np.unique(group.to_numpy(np.int64))
         return out
