@@ -445,20 +445,38 @@ def click_measures(
     noise: NDArray[np.float32],
     dwell_seconds: float,
     dwell_sigma: float,
+    quality: NDArray[np.float32],
+    rating_cuts: NDArray[np.float64],
+    rating_scale: tuple[float, float],
+    rating_weights: tuple[float, float],
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """Dwell and 1–5 rating of each click (0 and NaN elsewhere); the ``j``-th click in row-major
+    """Dwell and rating of each click (0 and NaN elsewhere); the ``j``-th click in row-major
     order uses ``noise[:, j]``: dwell ``dwell_seconds · exp(dwell_sigma·ε₀) · (½ + m)``, rating
-    ``clip(rint(1 + 4m + 0.6·ε₁), 1, 5)``."""
+    ``clip(rint(1 + 4m + 0.6·ε₁), 1, 5)`` when ``rating_cuts`` is empty, else, with
+    ``(low, step) = rating_scale``, ``(a, b) = rating_weights`` and ``q = quality[i, r]`` (the
+    clicked item's quality; ``quality`` is read only when there are cuts),
+    ``low + step · #{c ∈ rating_cuts : c ≤ a·logit(m) + b·(q − ½) + ε₁}`` (``m`` clipped to
+    [1e-7, 1 − 1e-7] for the logit)."""
     n, length = clicked.shape
     dwell = np.zeros((n, length), np.float32)
     rating = np.full((n, length), np.nan, np.float32)
+    n_cuts = rating_cuts.shape[0]
     j = 0
     for i in range(n):
         for r in range(length):
             if clicked[i, r]:
                 m = match[i, r]
                 dwell[i, r] = dwell_seconds * math.exp(dwell_sigma * noise[0, j]) * (0.5 + m)
-                rating[i, r] = min(max(np.rint(1.0 + 4.0 * m + 0.6 * noise[1, j]), 1.0), 5.0)
+                if n_cuts == 0:
+                    rating[i, r] = min(max(np.rint(1.0 + 4.0 * m + 0.6 * noise[1, j]), 1.0), 5.0)
+                else:
+                    p = min(max(float(m), 1e-7), 1.0 - 1e-7)
+                    latent = rating_weights[0] * math.log(p / (1.0 - p))
+                    latent += rating_weights[1] * (quality[i, r] - 0.5) + noise[1, j]
+                    level = 0
+                    while level < n_cuts and rating_cuts[level] <= latent:
+                        level += 1
+                    rating[i, r] = rating_scale[0] + rating_scale[1] * level
                 j += 1
     return dwell, rating
 

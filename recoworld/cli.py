@@ -139,6 +139,82 @@ def _build_parser() -> argparse.ArgumentParser:
         description="List the shipped scenarios (envs/*.yaml) and registered environment ids.",
     )
     envs.add_argument("--json", action="store_true", help="machine-readable output")
+
+    personas = sub.add_parser(
+        "personas",
+        help="build a persona pack from a dataset's train interactions",
+        description=(
+            "Build one persona per user from a dataset's train interactions (Agent4Rec's "
+            "activity, diversity and conformity levels, recoworld's traits, favourite and "
+            "disliked genres, demographics, a description) and write them as a validated "
+            "persona pack (JSON Lines) with provenance. Data without a split get the per-user "
+            "split of the fidelity benchmark. See docs/data-personas.md."
+        ),
+        epilog="examples:\n  recoworld personas --dataset ../shared/data/ml-latest-small\n"
+        "  recoworld personas --dataset ../shared/data/ml-1m-agent4rec --out personas/a4r.jsonl\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    personas.add_argument("--dataset", type=Path, required=True, help="dataset folder")
+    personas.add_argument("--format", help="loader format (default: detected from the files)")
+    personas.add_argument(
+        "--out", type=Path, help="pack file (default: personas/generated/<dataset>.jsonl)"
+    )
+    personas.add_argument("--seed", type=int, default=0, help="split seed (data without a split)")
+    personas.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    calibrate = sub.add_parser(
+        "calibrate",
+        help="fit the numeric user model to a dataset's train split",
+        description=(
+            "Fit the numeric user model's rating rule (and activity, where the data has "
+            "timestamps) on a dataset's train split; report the rating JSD and RMSE on the "
+            "held-out ratings; write calibration.yaml (a scenario file with the fitted users: "
+            "keys) and calibration.json (the report). See docs/data-personas.md."
+        ),
+        epilog="examples:\n  recoworld calibrate --dataset ../shared/data/ml-latest-small\n"
+        "  recoworld run runs/calibrate-ml-latest-small/calibration.yaml\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    calibrate.add_argument("--dataset", type=Path, required=True, help="dataset folder")
+    calibrate.add_argument("--format", help="loader format (default: detected from the files)")
+    calibrate.add_argument(
+        "--out", type=Path, help="output folder (default: runs/calibrate-<dataset>)"
+    )
+    calibrate.add_argument("--seed", type=int, default=0, help="split and world seed")
+    calibrate.add_argument(
+        "--scenario", help="scenario whose user model is calibrated (default: the defaults)"
+    )
+    calibrate.add_argument("--json", action="store_true", help="print the report as JSON")
+    calibrate.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    fidelity = sub.add_parser(
+        "fidelity",
+        help="measure how well simulated users tell a real user's taste (Agent4Rec protocol)",
+        description=(
+            "Build simulated users from a dataset's train interactions and run Agent4Rec's "
+            "taste-discrimination protocol at each ratio (accuracy, precision, recall, F1), plus "
+            "rating and behaviour realism. Data without a split get a per-user random 20% "
+            "held out. See docs/fidelity.md."
+        ),
+        epilog="examples:\n  recoworld fidelity --dataset ../shared/data/ml-1m-agent4rec\n"
+        "  recoworld fidelity --dataset ../shared/data/ml-latest-small --ratios 1,9 --json\n"
+        "  recoworld fidelity --dataset DATA --user-model llm --llm-base-url URL --llm-model M\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fidelity.add_argument("--dataset", type=Path, required=True, help="dataset folder")
+    fidelity.add_argument("--format", help="loader format (default: detected from the files)")
+    fidelity.add_argument("--protocol", choices=["agent4rec"], default="agent4rec")
+    fidelity.add_argument("--ratios", default="1,2,3,9", help="negatives per positive, e.g. 1,9")
+    fidelity.add_argument("--user-model", choices=["numeric", "llm"], default="numeric")
+    fidelity.add_argument("--seed", type=int, default=0, help="lists and split seed")
+    fidelity.add_argument("--json", action="store_true", help="machine-readable output")
+    fidelity.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    fidelity_llm = fidelity.add_argument_group("LLM users", "for --user-model llm")
+    fidelity_llm.add_argument("--llm-base-url", action="append", help="server URL (…/v1)")
+    fidelity_llm.add_argument("--llm-model", help="model name")
+    fidelity_llm.add_argument("--llm-budget-tokens", type=int, help="stop after N tokens")
+    fidelity_llm.add_argument("--llm-concurrency", type=int, help="requests in flight at once")
+    fidelity_llm.add_argument("--llm-cache", type=Path, help="response cache (SQLite)")
     return parser
 
 
@@ -335,6 +411,218 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fidelity(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from recoworld.data import load_dataset
+    from recoworld.fidelity.numeric import NumericDiscriminator
+    from recoworld.fidelity.report import render, run_fidelity
+
+    try:
+        ratios = [int(r) for r in args.ratios.split(",") if r.strip()]
+    except ValueError:
+        ratios = []
+    if not ratios or min(ratios) < 1:
+        raise RecoworldError(f"--ratios {args.ratios!r}: expected integers >= 1, e.g. 1,2,3,9")
+    dataset = load_dataset(args.dataset, args.format)
+    numeric = NumericDiscriminator(seed=args.seed)
+    discriminator: Any = numeric
+    if args.user_model == "llm":
+        try:
+            from recoworld.fidelity.llm import LLMDiscriminator
+        except ImportError as exc:
+            raise RecoworldError(
+                f"--user-model llm: the LLM discriminator (recoworld.fidelity.llm) cannot be "
+                f"loaded ({exc}); install the llm extra or use --user-model numeric"
+            ) from exc
+        if not args.llm_model or not args.llm_base_url:
+            raise RecoworldError("--user-model llm needs --llm-base-url and --llm-model")
+        llm: dict[str, Any] = {"base_urls": tuple(args.llm_base_url), "model": args.llm_model}
+        for key, value in (
+            ("budget_tokens", args.llm_budget_tokens),
+            ("concurrency", args.llm_concurrency),
+            ("cache", None if args.llm_cache is None else str(args.llm_cache)),
+        ):
+            if value is not None:
+                llm[key] = value
+        discriminator = LLMDiscriminator(llm, seed=args.seed, fallback=numeric)
+    progress = Progress(
+        TextColumn("[bold]fidelity {task.fields[name]}"),
+        BarColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=args.quiet or args.json,
+    )
+    with progress:
+        task = progress.add_task("loading", total=len(ratios) + 2, name=dataset.name)
+
+        def on_step(stage: str, done: int, total: int) -> None:
+            progress.update(task, description=stage, completed=done, total=total)
+
+        result = run_fidelity(
+            dataset, discriminator, ratios=ratios, seed=args.seed, progress=on_step
+        )
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        render(result)
+    return 0
+
+
+def _cmd_personas(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from recoworld.data.loaders import load_dataset
+    from recoworld.data.personas import (
+        agent4rec_agreement,
+        default_pack_path,
+        pack_provenance,
+        personas_from_dataset,
+        user_history,
+        write_pack,
+    )
+
+    err = Console(stderr=True)
+    split = ("train",)
+    with err.status("loading the dataset…", spinner="dots") if not args.quiet else _null():
+        dataset = load_dataset(args.dataset, args.format)
+        history = user_history(dataset, split=split, seed=args.seed)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=args.quiet,
+    )
+    with progress:
+        task = progress.add_task(f"personas {dataset.name}", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        built = personas_from_dataset(
+            dataset, split=split, seed=args.seed, progress=advance, history=history
+        )
+    out = args.out or default_pack_path(dataset)
+    provenance = pack_provenance(dataset, split=split, seed=args.seed)
+    path = write_pack(built, out, provenance)
+    table = Table(title=f"recoworld personas — {dataset.name}")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("users", f"{dataset.n_users:,}")
+    table.add_row("personas (users with a train history)", f"{len(built):,}")
+    frame = history.table[history.table["n"] > 0]
+    for name in ("activity", "diversity", "conformity"):
+        levels = frame[f"{name}_level"]
+        if (levels > 0).any():
+            counts = levels[levels > 0].value_counts().sort_index()
+            shares = " / ".join(str(counts.get(k, 0)) for k in (1, 2, 3))
+            table.add_row(f"{name} levels 1/2/3", shares)
+        else:
+            table.add_row(f"{name} levels", "not computable from this data")
+    for name, row in agent4rec_agreement(dataset, history).items():
+        table.add_row(
+            f"agreement with Agent4Rec's {name} level",
+            f"{row['agreement']:.1%} (chance {row['chance']:.1%})",
+        )
+    for name in ("activity", "conformity", "diversity", "patience", "sociability"):
+        table.add_row(f"mean {name} trait", f"{frame[name].mean():.3f}")
+    Console(width=100).print(table)
+    print(f"Persona pack: {path.resolve()}")
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from recoworld.config import ScenarioConfig
+    from recoworld.data.calibrate import calibrate
+    from recoworld.data.loaders import load_dataset
+    from recoworld.scenario import load_scenario
+
+    err = Console(stderr=True)
+    config = load_scenario(args.scenario) if args.scenario else ScenarioConfig()
+    with err.status("loading the dataset…", spinner="dots") if not args.quiet else _null():
+        dataset = load_dataset(args.dataset, args.format)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[stage]}"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=args.quiet,
+    )
+    with progress:
+        task = progress.add_task(f"calibrate {dataset.name}", total=4, stage="")
+
+        def advance(stage: str, done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total, stage=stage)
+
+        result = calibrate(dataset, seed=args.seed, config=config, progress=advance)
+    out = args.out or Path("runs") / f"calibrate-{dataset.name}"
+    scenario_path, report_path = result.write(out)
+    if args.json:
+        print(json.dumps(result.report, indent=2, default=str))
+        return 0
+    fitted = Table(title=f"recoworld calibrate — {dataset.name} (fitted on train)")
+    fitted.add_column("users.KEY")
+    fitted.add_column("value", justify="right")
+    for key, value in result.users.items():
+        text = ", ".join(f"{v:g}" for v in value) if isinstance(value, list) else f"{value:g}"
+        fitted.add_row(key, text)
+    for key in result.report["not_identified"]:
+        default = result.report["defaults"].get(key)
+        value = default if isinstance(default, int | float) else list(default or [])
+        shown = f"{value} (default)"
+        fitted.add_row(f"[dim]{key}[/dim]", f"[dim]{shown}[/dim]")
+    console = Console(width=100)
+    console.print(fitted)
+    print("Not identified from this data (defaults kept):")
+    for key, why in result.report["not_identified"].items():
+        print(f"  {key}: {why}")
+    rating = result.report.get("rating", {})
+    if rating.get("heldout_pairs"):
+        table = Table(title=f"ratings on {rating['heldout_pairs']:,} held-out rated pairs")
+        table.add_column("rule")
+        table.add_column("JSD", justify="right")
+        table.add_column("RMSE", justify="right")
+        table.add_column("MAE", justify="right")
+        table.add_row(
+            "calibrated, drawn",
+            f"{rating['jsd']:.2g}",
+            f"{rating['drawn']['rmse']:.4f}",
+            f"{rating['drawn']['mae']:.4f}",
+        )
+        table.add_row(
+            "calibrated, expected",
+            f"{rating['jsd_expected']:.2g}",
+            f"{rating['expected']['rmse']:.4f}",
+            f"{rating['expected']['mae']:.4f}",
+        )
+        for label, key in (
+            ("built-in rule (uncalibrated)", "uncalibrated"),
+            ("global train mean", "baseline_global_mean"),
+            ("user's train mean", "baseline_user_mean"),
+            ("expected + per-user offset (diagnostic)", "diagnostic_expected_with_user_offset"),
+        ):
+            row = rating[key]
+            jsd = f"{row['jsd']:.2g}" if "jsd" in row else ""
+            table.add_row(label, jsd, f"{row['rmse']:.4f}", f"{row['mae']:.4f}")
+        console.print(table)
+    else:
+        print("ratings: the data has no held-out star ratings; no rating rule fitted")
+    print(f"Scenario file: {scenario_path.resolve()}")
+    print(f"Report: {report_path.resolve()}")
+    return 0
+
+
 class _null:
     def __enter__(self) -> None:
         return None
@@ -394,6 +682,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_replay(args)
         if args.command == "bench":
             return _cmd_bench(args)
+        if args.command == "personas":
+            return _cmd_personas(args)
+        if args.command == "calibrate":
+            return _cmd_calibrate(args)
+        if args.command == "fidelity":
+            return _cmd_fidelity(args)
         return _cmd_run(args)
     except RecoworldError as exc:
         message = " ".join(str(exc).split())

@@ -239,7 +239,12 @@ class UserModelConfig:
 
     Responses. Clicks dwell ``dwell_seconds·exp(N(0, dwell_sigma))·(0.5 + m)``; like, share and
     comment with probabilities ``like_rate·m``, ``share_rate·sociability·m`` and
-    ``comment_rate·sociability·m``; ratings 1–5 from ``m``.
+    ``comment_rate·sociability·m``; ratings 1–5 from ``m``: ``clip(rint(1 + 4m + 0.6ε), 1, 5)``,
+    ``ε ~ N(0, 1)``. With ``rating_cuts`` set (``recoworld calibrate`` fits them to a dataset), the
+    rating is an ordered probit instead: with
+    ``ℓ = rating_match·log(m / (1 − m)) + rating_quality·(quality − ½) + ε`` and
+    ``(lowest, highest, step) = rating_scale``, the rating is
+    ``lowest + step·#{c ∈ rating_cuts : c ≤ ℓ}`` (one cut between each two levels).
     """
 
     # Traits (population means; per-user values are drawn around them).
@@ -293,6 +298,10 @@ class UserModelConfig:
     like_rate: float = 0.35
     share_rate: float = 0.15
     comment_rate: float = 0.05
+    rating_scale: tuple[float, float, float] = (1.0, 5.0, 1.0)
+    rating_cuts: tuple[float, ...] = ()
+    rating_match: float = 1.0
+    rating_quality: float = 0.0
     # Opinion (bounded confidence on consumption).
     opinion_epsilon: float = 0.4
     opinion_rate: float = 0.02
@@ -361,6 +370,40 @@ class UserModelConfig:
         check(
             1 <= self.memory_size <= 1024, "memory_size", "an integer in 1..1024", self.memory_size
         )
+        _non_negative(self.rating_match, "rating_match")
+        _non_negative(self.rating_quality, "rating_quality")
+        scale = tuple(self.rating_scale)
+        check(len(scale) == 3, "rating_scale", "[lowest, highest, step]", scale)
+        low, high, step = scale
+        check(
+            all(math.isfinite(v) for v in scale)
+            and step > 0
+            and high > low
+            and abs((high - low) / step - round((high - low) / step)) < 1e-6,
+            "rating_scale",
+            "[lowest, highest, step] with highest > lowest and a whole number of steps between",
+            self.rating_scale,
+        )
+        cuts = self.rating_cuts
+        if cuts:
+            levels = round((high - low) / step) + 1
+            check(
+                len(cuts) == levels - 1
+                and all(math.isfinite(c) for c in cuts)
+                and all(cuts[k] < cuts[k + 1] for k in range(len(cuts) - 1)),
+                "rating_cuts",
+                f"{levels - 1} increasing numbers, one between each two of the {levels} levels "
+                "of rating_scale",
+                cuts,
+            )
+        else:
+            check(
+                tuple(self.rating_scale) == (1.0, 5.0, 1.0),
+                "rating_scale",
+                "[1, 5, 1] unless rating_cuts are set (the built-in rating formula gives 1–5 "
+                "stars; recoworld calibrate fits cuts for other scales)",
+                self.rating_scale,
+            )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -171,7 +171,16 @@ class NumericUserModel(UserModel):
         # What the user did with what it clicked: dwell time and rating.
         noise = rng.standard_normal((2, int(np.count_nonzero(clicked))), dtype=np.float32)
         dwell, rating = kernels.click_measures(
-            clicked, match, noise, c.dwell_seconds, c.dwell_sigma
+            clicked,
+            match,
+            noise,
+            c.dwell_seconds,
+            c.dwell_sigma,
+            # the clicked items' quality matters only to a calibrated rating rule
+            cat.quality[np.maximum(items, 0)] if c.rating_cuts else np.zeros((0, 0), np.float32),
+            np.asarray(c.rating_cuts, np.float64),
+            (float(c.rating_scale[0]), float(c.rating_scale[2])),
+            (float(c.rating_match), float(c.rating_quality)),
         )
         return Responses(
             examined=examined,

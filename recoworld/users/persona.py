@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from recoworld.world.world import World
 
 __all__ = [
+    "LEVELS",
     "PERSONA_SCHEMA",
     "TRAITS",
     "Persona",
@@ -33,6 +34,9 @@ __all__ = [
 
 #: Traits every persona carries, each in [0, 1] (the numeric model's trait columns).
 TRAITS = ("activity", "conformity", "diversity", "patience", "sociability")
+#: Agent4Rec's discrete levels (1–3) a persona built from a history may carry
+#: (:mod:`recoworld.data.personas`); level 1 of ``conformity`` is Agent4Rec's "follower".
+LEVELS = ("activity", "conformity", "diversity")
 
 PERSONA_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -54,6 +58,11 @@ PERSONA_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "required": list(TRAITS),
             "properties": {t: {"type": "number", "minimum": 0, "maximum": 1} for t in TRAITS},
+        },
+        "levels": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {t: {"type": "integer", "minimum": 1, "maximum": 3} for t in LEVELS},
         },
         "description": {"type": "string", "minLength": 1, "maxLength": 600},
         "tags": {"type": "array", "items": {"type": "string"}},
@@ -82,6 +91,7 @@ class Persona:
     dislikes: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     provenance: dict[str, Any] = field(default_factory=dict)
+    levels: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Persona:
@@ -98,6 +108,7 @@ class Persona:
             dislikes=tuple(obj.get("dislikes", ())),
             tags=tuple(obj.get("tags", ())),
             provenance=dict(obj.get("provenance", {})),
+            levels={t: int(v) for t, v in obj.get("levels", {}).items()},
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -110,6 +121,8 @@ class Persona:
         if self.dislikes:
             out["dislikes"] = list(self.dislikes)
         out["traits"] = {t: round(self.traits[t], 3) for t in TRAITS}
+        if self.levels:
+            out["levels"] = {t: int(self.levels[t]) for t in LEVELS if t in self.levels}
         out["description"] = self.description
         if self.tags:
             out["tags"] = list(self.tags)
