@@ -236,3 +236,23 @@ def test_a_reply_that_is_not_json_fails_that_request_only(transport: str) -> Non
         results = client.chat(_requests(3))
     assert [r.valid for r in results] == [True, False, True]
     assert (results[1].error or "").startswith("unusable reply")
+
+
+def test_the_stub_answers_every_schema_recoworld_sends() -> None:
+    """The stub's example replies satisfy the agent's plan schema (anyOf), the fidelity
+    decision schema (prefixItems with items: false) and the users' page schema."""
+    from recoworld.fidelity.llm import decision_schema
+    from recoworld.policies.agent import plan_schema
+    from recoworld.users.llm import page_schema
+
+    for schema in (
+        decision_schema([3, 7, 9]),
+        plan_schema(("news", "sports"), 4, 6),
+        page_schema(5, ("news", "sports"), stance=True),
+    ):
+        _, error = validate(json.dumps(example_for(schema)), schema)
+        assert error is None, (schema, error)
+    assert example_for(decision_schema([3, 7]))["decisions"] == [
+        {"id": 3, "watch": False},
+        {"id": 7, "watch": False},
+    ]

@@ -33,12 +33,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def example_for(schema: Mapping[str, Any]) -> Any:
-    """A small value satisfying ``schema`` (the subset recoworld's prompts use)."""
+def example_for(schema: Mapping[str, Any] | bool) -> Any:
+    """A small value satisfying ``schema`` (the subset recoworld's prompts use: ``enum``,
+    ``const``, ``anyOf``, objects, arrays with ``items`` or ``prefixItems``, scalars)."""
+    if isinstance(schema, bool):  # ``true`` accepts anything; ``false`` is never reached
+        return None
     if "enum" in schema:
         return schema["enum"][0]
     if "const" in schema:
         return schema["const"]
+    if "anyOf" in schema:
+        return example_for(schema["anyOf"][0])
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
@@ -46,8 +51,12 @@ def example_for(schema: Mapping[str, Any]) -> Any:
         props = schema.get("properties", {})
         return {name: example_for(props[name]) for name in schema.get("required", props)}
     if kind == "array":
+        fixed = [example_for(item) for item in schema.get("prefixItems", [])]
         items = schema.get("items", {})
-        return [example_for(items) for _ in range(int(schema.get("minItems", 1)))]
+        if items is False:
+            return fixed
+        extra = max(int(schema.get("minItems", 1)) - len(fixed), 0)
+        return fixed + [example_for(items) for _ in range(extra)]
     if kind == "integer":
         return int(schema.get("minimum", 1))
     if kind == "number":
