@@ -281,3 +281,44 @@ def test_cli_fidelity_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert "--ratios" in capsys.readouterr().err
     assert main(["fidelity", "--dataset", str(tmp_path / "missing")]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_cli_fidelity_with_llm_users_over_an_openai_server(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The whole command with ``--user-model llm`` over the stub OpenAI-compatible server: every
+    user's list is one structured call, each parsed (the stub answers "not watch" everywhere, so
+    recall is 0 and accuracy is the negatives' share). The real-model run is in
+    tests/test_fidelity_llm.py."""
+    from recoworld.llm.stub import StubServer
+
+    folder = shared("ml-latest-small")
+    with StubServer() as stub:
+        code = main(
+            [
+                "fidelity",
+                "--dataset",
+                str(folder),
+                "--ratios",
+                "1",
+                "--user-model",
+                "llm",
+                "--llm-base-url",
+                stub.base_url,
+                "--llm-model",
+                "stub",
+                "--llm-cache",
+                str(tmp_path / "cache.sqlite"),
+                "--json",
+                "-q",
+            ]
+        )
+        served = stub.served
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    row = out["ratios"][0]
+    assert row["users"] == 610
+    assert served >= 610  # one call per user's list, none skipped
+    assert row["recall"] == 0.0
+    assert row["accuracy"] == pytest.approx(0.5, abs=0.02)
+    assert out["llm"]["llm/valid_rate"] == 1.0  # the parse-valid rate is reported
