@@ -35,6 +35,7 @@ examples:
   recoworld run envs/social.yaml --out runs/s1   # a scenario file, into a chosen folder
   recoworld run --users 100000 --ticks 12        # exactly 12 ticks of a bigger world
   recoworld run --policy oracle --set users.max_instructions=0
+  recoworld run --dataset ../shared/data/lastfm-2k --days 1   # a world built from real data
 """
 
 
@@ -72,6 +73,10 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="root seed (default: the scenario's)")
     run.add_argument("--out", type=Path, help="run folder (default: runs/<scenario>-seed<seed>)")
     run.add_argument("--users", type=int, help="population size (world.n_users)")
+    run.add_argument(
+        "--dataset",
+        help="build the world from a real dataset folder (world.dataset; see docs/data.md)",
+    )
     run.add_argument("--days", type=float, help="simulated days (clock.days)")
     run.add_argument("--ticks", type=int, help="run exactly N ticks (clock.ticks)")
     run.add_argument("--policy", help="recommender policy name (policy.name)")
@@ -288,6 +293,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for key, value in (
         ("seed", args.seed),
         ("world.n_users", args.users),
+        ("world.dataset", args.dataset),
         ("clock.days", args.days),
         ("clock.ticks", args.ticks),
         ("policy.name", args.policy),

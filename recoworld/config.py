@@ -111,6 +111,12 @@ class WorldConfig:
             instead of the run's: runs with different run seeds then share one world, as runs
             on one dataset do, and differ only in behaviour and policy randomness. ``None``
             (default): the world comes from the run's seed.
+        dataset: a real dataset folder to build the world from instead of the generator
+            (:func:`recoworld.data.world.world_from_dataset`: items, users, their train
+            interactions — the train split where the data has one, else all — and the social
+            graph where the data has one); ``n_users`` and ``n_items`` then come from the data.
+        dataset_format: the dataset's format (``movielens``, ``ml1m``, ``agent4rec``,
+            ``lastfm``, ``filmtrust``, ``ciaodvd``, ``generic``); ``None`` detects it.
     """
 
     n_users: int = 10_000
@@ -123,6 +129,8 @@ class WorldConfig:
     stance_spread: float = 0.45
     graph: GraphConfig = field(default_factory=GraphConfig)
     seed: int | None = None
+    dataset: str | None = None
+    dataset_format: str | None = None
 
     def __post_init__(self) -> None:
         check(self.seed is None or self.seed >= 0, "seed", "an integer >= 0 or null", self.seed)

@@ -50,7 +50,7 @@ def replay_simulation(
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
     config = from_mapping(ScenarioConfig, manifest["config"], path="manifest.config")
-    world = World.synthetic(config, RngTree(config.seed))
+    world = World.from_config(config, RngTree(config.seed))
     policy = make_policy(config.policy.name, **config.policy.params)
     llm_policy = hasattr(policy, "replay_timing")
     calls = None

@@ -141,7 +141,7 @@ class Simulation:
     ) -> None:
         self.config = config
         self.rng = RngTree(config.seed)
-        self.world = world if world is not None else World.synthetic(config, self.rng)
+        self.world = world if world is not None else World.from_config(config, self.rng)
         if config.feed.n_candidates > self.world.n_items:
             raise ConfigError(
                 f"feed.n_candidates: expected at most world.n_items ({self.world.n_items}), "

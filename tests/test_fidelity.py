@@ -322,3 +322,21 @@ def test_cli_fidelity_with_llm_users_over_an_openai_server(
     assert row["recall"] == 0.0
     assert row["accuracy"] == pytest.approx(0.5, abs=0.02)
     assert out["llm"]["llm/valid_rate"] == 1.0  # the parse-valid rate is reported
+
+
+def test_a_run_on_a_world_from_data_records_and_replays(tmp_path: Path) -> None:
+    """``recoworld run --dataset``: the world comes from the data (sizes, the friend graph) and
+    the run replays byte for byte from its manifest."""
+    from recoworld.replay import compare_runs
+    from recoworld.trajectory import read_manifest
+
+    folder = shared("lastfm-2k")
+    out = tmp_path / "run"
+    args = ["run", "--dataset", str(folder), "--ticks", "12", "--out", str(out), "-q"]
+    assert main(args) == 0
+    manifest = read_manifest(out)
+    assert manifest["n_users"] == 1893
+    assert manifest["n_items"] == 17632
+    assert manifest["n_edges"] == 25436  # the real friend graph, both directions
+    assert main(["replay", str(out), "--out", str(tmp_path / "again"), "-q"]) == 0
+    assert compare_runs(out, tmp_path / "again") == []

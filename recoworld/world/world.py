@@ -24,6 +24,20 @@ class World:
     clock: Clock
 
     @classmethod
+    def from_config(cls, config: ScenarioConfig, rng: RngTree | None = None) -> World:
+        """The world a scenario asks for: built from ``world.dataset`` when it names one, else
+        the embedded generator's (:meth:`synthetic`)."""
+        if config.world.dataset is None:
+            return cls.synthetic(config, rng)
+        from recoworld.data.loaders import load_dataset
+        from recoworld.data.world import world_from_dataset
+
+        dataset = load_dataset(config.world.dataset, config.world.dataset_format)
+        seed = config.world.seed if config.world.seed is not None else config.seed
+        splits = ("train", "all")  # the train split where the data has one, else everything
+        return world_from_dataset(dataset, config, splits=splits, seed=seed)
+
+    @classmethod
     def synthetic(cls, config: ScenarioConfig, rng: RngTree | None = None) -> World:
         """The embedded default world, drawn from the ``world`` stream of the run's seed (or of
         ``world.seed`` when the scenario fixes one)."""
