@@ -6,9 +6,9 @@ import math
 from statistics import NormalDist
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["t_interval", "t_quantile"]
+__all__ = ["jsd", "t_interval", "t_quantile"]
 
 # Two-sided 95% Student-t quantiles for 1..30 degrees of freedom.
 _T95 = (
@@ -45,3 +45,20 @@ def t_interval(values: ArrayLike, level: float = 0.95) -> tuple[float, float]:
         return mean, float("nan")
     df = arr.size - 1
     return mean, t_quantile(df, level) * float(arr.std(ddof=1)) / math.sqrt(arr.size)
+
+
+def jsd(p: NDArray[np.floating], q: NDArray[np.floating]) -> float:
+    """Jensen–Shannon divergence (base 2, in [0, 1]) of two histograms (normalized here):
+    ``½ KL(p ‖ m) + ½ KL(q ‖ m)``, ``m = ½(p + q)``."""
+    a = np.asarray(p, np.float64)
+    b = np.asarray(q, np.float64)
+    if a.sum() <= 0 or b.sum() <= 0:
+        return float("nan")
+    a, b = a / a.sum(), b / b.sum()
+    m = 0.5 * (a + b)
+
+    def kl(x: NDArray[np.float64]) -> float:
+        nz = x > 0
+        return float(np.sum(x[nz] * np.log2(x[nz] / m[nz])))
+
+    return 0.5 * kl(a) + 0.5 * kl(b)

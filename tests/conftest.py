@@ -67,3 +67,18 @@ def small_config() -> ScenarioConfig:
         load_scenario("default"),
         {"world.n_users": 600, "world.n_items": 800, "clock.ticks": 60, "clock.start_hour": 18},
     )
+
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared_dataset(name: str) -> Path:
+    """The shared dataset folder ``../shared/data/<name>``: a skip when it is absent, a failure
+    under CI (where ``.ci/run`` always has ``../shared`` beside the clone)."""
+    folder = SHARED_DATA / name
+    if not folder.is_dir():
+        message = f"shared dataset {folder} is missing (expected ../shared/data beside the repo)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder

@@ -8,7 +8,6 @@ Tests that need them skip when the folder is missing, except under ``CI``, where
 from __future__ import annotations
 
 import functools
-import os
 import time
 from pathlib import Path
 
@@ -33,19 +32,7 @@ from recoworld.data import (
 )
 from recoworld.errors import DatasetError, RecoworldError
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def shared(name: str) -> Path:
-    """The shared dataset folder ``name``: skipped when absent, a failure under CI."""
-    folder = DATA / name
-    if not folder.is_dir():
-        message = f"shared dataset {folder} is missing (expected ../shared/data beside the repo)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return folder
-
+from .conftest import shared_dataset
 
 _TIMES: dict[str, float] = {}
 
@@ -53,13 +40,13 @@ _TIMES: dict[str, float] = {}
 @functools.cache
 def _load(name: str) -> Dataset:
     started = time.perf_counter()
-    dataset = load_dataset(DATA / name)
+    dataset = load_dataset(shared_dataset(name))
     _TIMES[name] = time.perf_counter() - started
     return dataset
 
 
 def load(name: str) -> Dataset:
-    shared(name)
+    shared_dataset(name)
     return _load(name)
 
 
@@ -153,7 +140,7 @@ def test_agent4rec_counts_and_ids() -> None:
     assert ds.rating_scale is None
     assert ds.edges is None
     # the dense ids ARE Agent4Rec's ids: the first line of train.txt, in order
-    first = (DATA / "ml-1m-agent4rec" / "train.txt").read_text().split("\n")[0].split()
+    first = (shared_dataset("ml-1m-agent4rec") / "train.txt").read_text().split("\n")[0].split()
     train = ds.split("train")
     assert train[train["user"] == int(first[0])]["item"].tolist() == [int(i) for i in first[1:]]
     assert (ds.items["raw_id"] == ds.items.index.astype(str)).all()
@@ -213,7 +200,7 @@ def test_lastfm_counts() -> None:
     assert ds.items.loc[0, "title"] == "MALICE MIZER"
     assert ds.items["url"].str.startswith("http://www.last.fm/music/").all()
     # no user_taggedartists*.dat in the shared copy: artists have no topics
-    assert not (DATA / "lastfm-2k" / "user_taggedartists.dat").exists()
+    assert not (shared_dataset("lastfm-2k") / "user_taggedartists.dat").exists()
     assert all(t == () for t in ds.items["topics"])
 
 
@@ -269,7 +256,7 @@ def test_ciaodvd_counts() -> None:
     ],
 )
 def test_detects_the_shared_formats(name: str, fmt: str) -> None:
-    assert detect_format(shared(name)) == fmt
+    assert detect_format(shared_dataset(name)) == fmt
 
 
 @pytest.mark.parametrize(
@@ -281,7 +268,7 @@ def test_loads_fast(name: str) -> None:
 
 
 def test_explicit_format_matches_detection() -> None:
-    folder = shared("filmtrust")
+    folder = shared_dataset("filmtrust")
     ds = load_dataset(folder, "FilmTrust", name="ft")
     assert ds.name == "ft"
     assert len(ds.interactions) == len(load_filmtrust(folder).interactions)
@@ -293,7 +280,7 @@ def test_explicit_format_matches_detection() -> None:
 
 
 def test_ml1m_with_synthetic_ratings(tmp_path: Path) -> None:
-    source = shared("ml-1m-agent4rec")
+    source = shared_dataset("ml-1m-agent4rec")
     for name in ("users.dat", "movies.dat"):
         (tmp_path / name).symlink_to(source / name)
     (tmp_path / "ratings.dat").write_text(
@@ -656,7 +643,7 @@ def test_empty_file(tmp_path: Path) -> None:
 def test_missing_required_file_names_it_and_the_format(tmp_path: Path) -> None:
     (tmp_path / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4,5\n")
     raises_at(lambda: load_movielens(tmp_path), "movies.csv", None, "movielens format needs")
-    folder = shared("ml-1m-agent4rec")
+    folder = shared_dataset("ml-1m-agent4rec")
     error = raises_at(lambda: load_ml1m(folder), "ratings.dat", None, "ml1m format needs")
     assert "train.txt" in str(error)  # what the folder does hold
 

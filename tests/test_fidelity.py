@@ -9,7 +9,6 @@ the folder is missing, except under ``CI``, where they fail."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -32,18 +31,7 @@ from recoworld.fidelity.protocol import (
 )
 from recoworld.fidelity.realism import jsd, ks_distance
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def shared(name: str) -> Path:
-    """The shared dataset folder ``name``: skipped when absent, a failure under CI."""
-    folder = DATA / name
-    if not folder.is_dir():
-        message = f"shared dataset {folder} is missing (expected ../shared/data beside the repo)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return folder
+from .conftest import shared_dataset
 
 
 def toy(
@@ -250,7 +238,7 @@ def test_numeric_discriminator_decides_per_item() -> None:
 def test_numeric_discriminator_reaches_the_floor_on_agent4rec() -> None:
     from recoworld.data import load_dataset
 
-    data = load_dataset(shared("ml-1m-agent4rec"))
+    data = load_dataset(shared_dataset("ml-1m-agent4rec"))
     table = evaluate(NumericDiscriminator(), data, (1, 9), seed=0).set_index("ratio")
     assert table.loc[1, "users"] == 1000
     assert table.loc[1, "accuracy"] >= 0.80
@@ -262,7 +250,7 @@ def test_numeric_discriminator_reaches_the_floor_on_agent4rec() -> None:
 
 # -- the command --------------------------------------------------------------------------------
 def test_cli_fidelity_json(capsys: pytest.CaptureFixture[str]) -> None:
-    folder = shared("ml-latest-small")
+    folder = shared_dataset("ml-latest-small")
     code = main(["fidelity", "--dataset", str(folder), "--ratios", "1,9", "--json"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
@@ -292,7 +280,7 @@ def test_cli_fidelity_with_llm_users_over_an_openai_server(
     tests/test_fidelity_llm.py."""
     from recoworld.llm.stub import StubServer
 
-    folder = shared("ml-latest-small")
+    folder = shared_dataset("ml-latest-small")
     with StubServer() as stub:
         code = main(
             [
@@ -330,7 +318,7 @@ def test_a_run_on_a_world_from_data_records_and_replays(tmp_path: Path) -> None:
     from recoworld.replay import compare_runs
     from recoworld.trajectory import read_manifest
 
-    folder = shared("lastfm-2k")
+    folder = shared_dataset("lastfm-2k")
     out = tmp_path / "run"
     args = ["run", "--dataset", str(folder), "--ticks", "12", "--out", str(out), "-q"]
     assert main(args) == 0

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -27,20 +26,7 @@ from recoworld.data.personas import (
 from recoworld.errors import ConfigError
 from recoworld.users.persona import PersonaError, load_persona_pack
 
-from .conftest import ROOT, run_cli
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def _shared(name: str) -> Path:
-    """A shared dataset folder: a failure in CI when missing, else a skip."""
-    path = DATA / name
-    if not path.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"shared dataset {path} is missing (CI must have ../shared/data)")
-        pytest.skip(f"shared dataset {path} not available")
-    return path
-
+from .conftest import ROOT, run_cli, shared_dataset
 
 # -- a hand-built dataset -----------------------------------------------------------------------
 #: Items 0-4 Horror, 5-7 Drama, 8-14 Action, 15-19 Comedy.
@@ -266,7 +252,7 @@ def test_calibrate_on_the_hand_built_dataset(tmp_path: Path) -> None:
 def movielens() -> Dataset:
     from recoworld.data.loaders import load_dataset
 
-    return load_dataset(_shared("ml-latest-small"))
+    return load_dataset(shared_dataset("ml-latest-small"))
 
 
 def test_movielens_pack_validates_with_provenance(movielens: Dataset, tmp_path: Path) -> None:
@@ -308,7 +294,7 @@ def test_agreement_with_agent4rec_levels() -> None:
     itself must reproduce Agent4Rec's levels (99.8% measured)."""
     from recoworld.data.loaders import load_dataset
 
-    dataset = load_dataset(_shared("ml-1m-agent4rec"))
+    dataset = load_dataset(shared_dataset("ml-1m-agent4rec"))
     train = agent4rec_agreement(dataset, user_history(dataset))
     print("train:", train)
     assert set(train) == {"activity", "diversity"}  # no stars: conformity not computable
@@ -346,7 +332,7 @@ def test_cli_personas_and_calibrate(tmp_path: Path) -> None:
 
 
 def test_cli_on_movielens(tmp_path: Path) -> None:
-    data = _shared("ml-latest-small")
+    data = shared_dataset("ml-latest-small")
     proc = run_cli(["personas", "--dataset", str(data), "-q"], cwd=tmp_path, check=True)
     assert (tmp_path / "personas" / "generated" / "ml-latest-small.jsonl").is_file()
     assert "610" in proc.stdout

@@ -69,6 +69,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from recoworld._stats import jsd
 from recoworld.config import ScenarioConfig, UserModelConfig
 from recoworld.data.dataset import Dataset
 from recoworld.errors import DatasetError
@@ -158,20 +159,7 @@ def rating_jsd(
     k = len(_levels(scale))
     p = np.bincount(_level_index(real, scale), minlength=k).astype(np.float64)
     q = np.bincount(_level_index(simulated, scale), minlength=k).astype(np.float64)
-    return _jsd(p, q)
-
-
-def _jsd(p: NDArray[np.float64], q: NDArray[np.float64]) -> float:
-    if p.sum() <= 0 or q.sum() <= 0:
-        return float("nan")
-    p, q = p / p.sum(), q / q.sum()
-    mid = 0.5 * (p + q)
-
-    def kl(a: NDArray[np.float64]) -> float:
-        nz = a > 0
-        return float(np.sum(a[nz] * np.log2(a[nz] / mid[nz])))
-
-    return 0.5 * kl(p) + 0.5 * kl(q)
+    return jsd(p, q)
 
 
 @dataclass(frozen=True)
@@ -618,7 +606,7 @@ def _rating_report(
     k = len(rating_map.levels)
     real_hist = np.bincount(_level_index(real, scale), minlength=k).astype(np.float64)
     out["jsd"] = rating_jsd(real, drawn, scale)
-    out["jsd_expected"] = _jsd(real_hist, rating_map.probabilities(m, q).sum(axis=0))
+    out["jsd_expected"] = jsd(real_hist, rating_map.probabilities(m, q).sum(axis=0))
     out["drawn"] = _errors(drawn, real)
     out["expected"] = _errors(expected, real)
     before = _default_ratings(m.astype(np.float64), rng, scale)

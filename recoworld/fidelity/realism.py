@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from recoworld._stats import jsd
 from recoworld.data.dataset import Dataset
 from recoworld.data.world import item_topic_matrix, world_topic_names
 from recoworld.fidelity.protocol import HELDOUT_SPLITS
@@ -90,23 +91,6 @@ class PropensityModel(Protocol):
     def utility_matrix(self, users: NDArray[np.int64]) -> NDArray[np.float64]:
         """``z`` for ``users`` × every item."""
         ...
-
-
-def jsd(p: NDArray[np.floating], q: NDArray[np.floating]) -> float:
-    """Jensen–Shannon divergence (base 2, in [0, 1]) of two histograms (normalized here):
-    ``½ KL(p ‖ m) + ½ KL(q ‖ m)``, ``m = ½(p + q)``."""
-    a = np.asarray(p, np.float64)
-    b = np.asarray(q, np.float64)
-    if a.sum() <= 0 or b.sum() <= 0:
-        return float("nan")
-    a, b = a / a.sum(), b / b.sum()
-    m = 0.5 * (a + b)
-
-    def kl(x: NDArray[np.float64]) -> float:
-        nz = x > 0
-        return float(np.sum(x[nz] * np.log2(x[nz] / m[nz])))
-
-    return 0.5 * kl(a) + 0.5 * kl(b)
 
 
 def ks_distance(a: NDArray[np.floating], b: NDArray[np.floating]) -> float:
