@@ -49,7 +49,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
@@ -57,7 +57,8 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from recoworld.errors import BudgetExceeded, ConfigError, RecoworldError
-from recoworld.llm.config import LLMConfig
+from recoworld.llm.client import ClientSlot
+from recoworld.llm.config import LLMConfig, sampled_config
 
 if TYPE_CHECKING:
     from recoworld.data.dataset import Dataset
@@ -274,44 +275,6 @@ class _Pending:
     request: ChatRequest | None  # None: not sent (the prompt cannot fit)
 
 
-def _config(value: object, temperature: float, seed: int | None, *, needs_model: bool) -> LLMConfig:
-    """``llm`` as an :class:`LLMConfig` with the discriminator's sampling (``temperature``,
-    ``seed``); errors name ``fidelity.llm.<key>``."""
-    from recoworld._config import from_mapping
-
-    path = "fidelity.llm"
-    if value is None:
-        value = {}
-    if isinstance(value, LLMConfig):
-        config = value
-    elif isinstance(value, Mapping):
-        for key in ("temperature", "seed"):
-            if key in value:
-                raise ConfigError(
-                    f"{path}.{key}: the discriminator's sampling is set by its own {key} "
-                    f"(fidelity.{key}), not by the client settings"
-                )
-        try:
-            config = from_mapping(LLMConfig, value)
-        except ConfigError as exc:
-            message = str(exc)
-            message = message[4:] if message.startswith("llm.") else message
-            raise ConfigError(f"{path}.{message}") from None
-    else:
-        names = ", ".join(f.name for f in fields(LLMConfig))
-        raise ConfigError(
-            f"{path}: expected an LLMConfig or a mapping of LLM client settings ({names}), "
-            f"got {type(value).__name__}"
-        )
-    config = replace(config, temperature=float(temperature), seed=seed).with_environment()
-    if needs_model and not config.model:
-        raise ConfigError(
-            f"{path}.model: no model name; set it (the served model's name, e.g. the "
-            "--model_alias of a llama.cpp server) or OPENAI_MODEL"
-        )
-    return config
-
-
 def _is_int(value: object) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
@@ -407,8 +370,15 @@ class LLMDiscriminator:
             "an LLM client with chat(requests)",
             client,
         )
-        self.config = _config(llm, float(temperature), seed, needs_model=client is None)
-        if offline and not self.config.cache:
+        config = sampled_config(
+            llm,
+            temperature=float(temperature),
+            seed=seed,
+            path="fidelity.llm",
+            owner="the discriminator",
+            needs_model=client is None,
+        )
+        if offline and not config.cache:
             raise ConfigError(
                 "fidelity.offline: an offline discriminator answers from its response cache; "
                 "set fidelity.llm.cache"
@@ -419,9 +389,7 @@ class LLMDiscriminator:
         self.on_budget = on_budget
         self.batch_size = int(batch_size)
         self.title_chars = int(title_chars)
-        self.offline = offline
-        self._client = client
-        self._own_client = client is None
+        self._slot = ClientSlot(config, offline=offline, client=client)
         self.stats = LLMDiscriminatorStats()
         self.last_stats = LLMDiscriminatorStats()
         self._records: list[dict[str, Any]] = []
@@ -438,19 +406,23 @@ class LLMDiscriminator:
 
     # -- the client -------------------------------------------------------------------------
     @property
+    def config(self) -> LLMConfig:
+        """The client configuration (with the discriminator's temperature and seed)."""
+        return self._slot.config
+
+    @property
+    def offline(self) -> bool:
+        """Whether lists are answered from the response cache only."""
+        return self._slot.offline
+
+    @property
     def client(self) -> Any:
         """The LLM client (built from :attr:`config` on first use unless one was injected)."""
-        if self._client is None:
-            from recoworld.llm.client import LLMClient
-
-            self._client = LLMClient(self.config, offline=self.offline)
-        return self._client
+        return self._slot.client
 
     def close(self) -> None:
         """Close the client built here (an injected one is its owner's to close)."""
-        if self._own_client and self._client is not None:
-            self._client.close()
-            self._client = None
+        self._slot.close()
 
     def __enter__(self) -> LLMDiscriminator:
         return self

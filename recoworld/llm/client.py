@@ -36,7 +36,7 @@ from recoworld.llm.cache import ResponseCache, canonical_json, request_key_from_
 from recoworld.llm.config import LLMConfig
 from recoworld.llm.http import HTTPError, HTTPPool
 
-__all__ = ["ChatRequest", "ChatResult", "LLMClient", "Usage"]
+__all__ = ["ChatRequest", "ChatResult", "ClientSlot", "LLMClient", "Usage"]
 
 logger = logging.getLogger(__name__)
 
@@ -695,3 +695,47 @@ def _brief(exc: BaseException) -> str:
     """A one-line description of a client error (never containing the request's headers)."""
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {message}".splitlines()[0][:300]
+
+
+class ClientSlot:
+    """The client of one LLM-backed component: built from ``config`` on first use unless one was
+    injected, and closed only if it was built here (an injected client is its owner's to close).
+    Changing ``config`` or ``offline`` closes a client built from the old settings; the next use
+    builds a new one."""
+
+    def __init__(self, config: LLMConfig, *, offline: bool = False, client: Any = None) -> None:
+        self._config = config
+        self._offline = bool(offline)
+        self._client = client
+        self._own = client is None
+
+    @property
+    def config(self) -> LLMConfig:
+        return self._config
+
+    @config.setter
+    def config(self, value: LLMConfig) -> None:
+        self.close()
+        self._config = value
+
+    @property
+    def offline(self) -> bool:
+        return self._offline
+
+    @offline.setter
+    def offline(self, value: bool) -> None:
+        self.close()
+        self._offline = bool(value)
+
+    @property
+    def client(self) -> Any:
+        """The client (built on first use unless one was injected)."""
+        if self._client is None:
+            self._client = LLMClient(self._config, offline=self._offline)
+        return self._client
+
+    def close(self) -> None:
+        """Close a client built here; an injected one stays open."""
+        if self._own and self._client is not None:
+            self._client.close()
+            self._client = None

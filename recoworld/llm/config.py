@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from recoworld._config import check
 
-__all__ = ["DEFAULT_BASE_URL", "LLMConfig"]
+__all__ = ["DEFAULT_BASE_URL", "LLMConfig", "sampled_config"]
 
 #: Where requests go when neither the configuration nor ``OPENAI_BASE_URL`` names a server.
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -129,3 +130,53 @@ class LLMConfig:
         if not self.model and os.environ.get("OPENAI_MODEL"):
             updates["model"] = os.environ["OPENAI_MODEL"]
         return replace(self, **updates) if updates else self  # type: ignore[arg-type]
+
+
+def sampled_config(
+    value: object,
+    *,
+    temperature: float,
+    seed: int | None,
+    path: str,
+    owner: str,
+    needs_model: bool,
+) -> LLMConfig:
+    """Client settings given under ``path`` (an :class:`LLMConfig`, a mapping of its fields, or
+    ``None``) with the owner's own sampling: ``temperature`` and ``seed`` come from the owner's
+    parameters, so the mapping may not set them. ``needs_model``: a model name is required (no
+    client was injected). Errors name ``<path>.<key>``."""
+    from dataclasses import fields
+
+    from recoworld._config import from_mapping
+    from recoworld.errors import ConfigError
+
+    if value is None:
+        value = {}
+    if isinstance(value, LLMConfig):
+        config = value
+    elif isinstance(value, Mapping):
+        for key in ("temperature", "seed"):
+            if key in value:
+                raise ConfigError(
+                    f"{path}.{key}: {owner}'s sampling is set by its own {key}, not by the "
+                    "client settings"
+                )
+        try:
+            config = from_mapping(LLMConfig, value)
+        except ConfigError as exc:
+            message = str(exc)
+            message = message[4:] if message.startswith("llm.") else message
+            raise ConfigError(f"{path}.{message}") from None
+    else:
+        names = ", ".join(f.name for f in fields(LLMConfig))
+        raise ConfigError(
+            f"{path}: expected an LLMConfig or a mapping of LLM client settings ({names}), "
+            f"got {type(value).__name__}"
+        )
+    config = replace(config, temperature=float(temperature), seed=seed).with_environment()
+    if needs_model and not config.model:
+        raise ConfigError(
+            f"{path}.model: no model name; set {path}.model (the served model's name, e.g. the "
+            "--model_alias of a llama.cpp server) or OPENAI_MODEL"
+        )
+    return config

@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
-from dataclasses import fields, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
@@ -147,36 +147,19 @@ def llm_config(
     ``temperature`` and ``seed`` (``policy.params.temperature`` / ``seed``; ``who`` names the
     policy in the error when the mapping sets them itself). ``needs_model``: the model name is
     required (no client was injected)."""
-    from recoworld._config import from_mapping
+    from recoworld.llm.config import sampled_config
 
-    path = "policy.params.llm"
     number("temperature", temperature, "a number >= 0", lambda v: v >= 0)
     if seed is not None and (not is_int(seed) or seed < 0):
         raise ConfigError(f"policy.params.seed: expected an integer >= 0 or null, got {seed!r}")
-    if value is None:
-        value = {}
-    if isinstance(value, LLMConfig):
-        config = value
-    elif isinstance(value, Mapping):
-        for key in ("temperature", "seed"):
-            if key in value:
-                raise ConfigError(f"{path}.{key}: {who}'s sampling is set by policy.params.{key}")
-        try:
-            config = from_mapping(LLMConfig, value)
-        except ConfigError as exc:
-            message = str(exc)
-            message = message[4:] if message.startswith("llm.") else message
-            raise ConfigError(f"{path}.{message}") from None
-    else:
-        names = ", ".join(f.name for f in fields(LLMConfig))
-        raise ConfigError(f"{path}: expected a mapping of LLM client settings ({names})")
-    config = replace(config, temperature=float(temperature), seed=seed).with_environment()
-    if needs_model and not config.model:
-        raise ConfigError(
-            f"{path}.model: no model name; set policy.params.llm.model (the served model's "
-            "name) or OPENAI_MODEL"
-        )
-    return config
+    return sampled_config(
+        value,
+        temperature=temperature,
+        seed=seed,
+        path="policy.params.llm",
+        owner=who,
+        needs_model=needs_model,
+    )
 
 
 class PolicyLLM:
@@ -214,10 +197,9 @@ class PolicyLLM:
             )
         if client is not None and not callable(getattr(client, "chat", None)):
             raise ConfigError("policy.params.client: expected an LLM client with chat(requests)")
-        self._config = config
-        self._offline = offline
-        self._client = client
-        self._own_client = client is None
+        from recoworld.llm.client import ClientSlot
+
+        self._slot = ClientSlot(config, offline=offline, client=client)
         self.label = label
         self.fallback = fallback
         self.noun = noun
@@ -230,47 +212,36 @@ class PolicyLLM:
     def config(self) -> LLMConfig:
         """The client configuration. Setting it (e.g. a response cache for a recorded run)
         closes a client built from the old one; the next call builds a new one."""
-        return self._config
+        return self._slot.config
 
     @config.setter
     def config(self, value: LLMConfig) -> None:
         if not isinstance(value, LLMConfig):
             raise ConfigError(f"policy.params.llm: expected an LLMConfig, got {value!r}")
-        self._drop_client()
-        self._config = value
+        self._slot.config = value
 
     @property
     def offline(self) -> bool:
         """Whether calls are answered from the response cache only (a replay)."""
-        return self._offline
+        return self._slot.offline
 
     @offline.setter
     def offline(self, value: bool) -> None:
-        if value and not self._config.cache:
+        if value and not self._slot.config.cache:
             raise ConfigError(
                 f"policy.params.offline: an offline {self.noun} answers from its response "
                 "cache; set policy.params.llm.cache"
             )
-        self._drop_client()
-        self._offline = bool(value)
-
-    def _drop_client(self) -> None:
-        if self._own_client and self._client is not None:
-            self._client.close()
-            self._client = None
+        self._slot.offline = bool(value)
 
     @property
     def client(self) -> Any:
         """The LLM client (built from :attr:`config` on first use unless one was injected)."""
-        if self._client is None:
-            from recoworld.llm.client import LLMClient
-
-            self._client = LLMClient(self._config, offline=self._offline)
-        return self._client
+        return self._slot.client
 
     def close(self) -> None:
         """Close the client built here (an injected one is its owner's to close)."""
-        self._drop_client()
+        self._slot.close()
 
     # -- calls ------------------------------------------------------------------------------
     def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult | None]:
@@ -358,7 +329,7 @@ class PolicyLLM:
             user,
             purpose,
             result,
-            config=self._config,
+            config=self._slot.config,
             fallback=fallback,
             error=error,
             output=output,
@@ -376,7 +347,7 @@ class PolicyLLM:
         if not rows:
             return {}
         columns = {name: [row[name] for row in rows] for name in rows[0]}
-        return {"llm_calls": {**columns, "model": self._config.model}}
+        return {"llm_calls": {**columns, "model": self._slot.config.model}}
 
     def replay_timing(self, timing: Sequence[CallTiming]) -> None:
         """Replay: the original run's :class:`CallTiming` of each of this policy's calls, in the
