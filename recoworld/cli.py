@@ -51,6 +51,13 @@ def _parse_set(values: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _dataset_arguments(parser: argparse.ArgumentParser, seed_help: str) -> None:
+    """The arguments every command over a real dataset takes."""
+    parser.add_argument("--dataset", type=Path, required=True, help="dataset folder")
+    parser.add_argument("--format", help="loader format (default: detected from the files)")
+    parser.add_argument("--seed", type=int, default=0, help=seed_help)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recoworld",
@@ -159,12 +166,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "  recoworld personas --dataset ../shared/data/ml-1m-agent4rec --out personas/a4r.jsonl\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    personas.add_argument("--dataset", type=Path, required=True, help="dataset folder")
-    personas.add_argument("--format", help="loader format (default: detected from the files)")
+    _dataset_arguments(personas, "split seed (data without a split)")
     personas.add_argument(
         "--out", type=Path, help="pack file (default: personas/generated/<dataset>.jsonl)"
     )
-    personas.add_argument("--seed", type=int, default=0, help="split seed (data without a split)")
     personas.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     calibrate = sub.add_parser(
@@ -180,12 +185,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "  recoworld run runs/calibrate-ml-latest-small/calibration.yaml\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    calibrate.add_argument("--dataset", type=Path, required=True, help="dataset folder")
-    calibrate.add_argument("--format", help="loader format (default: detected from the files)")
+    _dataset_arguments(calibrate, "split and world seed")
     calibrate.add_argument(
         "--out", type=Path, help="output folder (default: runs/calibrate-<dataset>)"
     )
-    calibrate.add_argument("--seed", type=int, default=0, help="split and world seed")
     calibrate.add_argument(
         "--scenario", help="scenario whose user model is calibrated (default: the defaults)"
     )
@@ -206,12 +209,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "  recoworld fidelity --dataset DATA --user-model llm --llm-base-url URL --llm-model M\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    fidelity.add_argument("--dataset", type=Path, required=True, help="dataset folder")
-    fidelity.add_argument("--format", help="loader format (default: detected from the files)")
+    _dataset_arguments(fidelity, "lists and split seed")
     fidelity.add_argument("--protocol", choices=["agent4rec"], default="agent4rec")
     fidelity.add_argument("--ratios", default="1,2,3,9", help="negatives per positive, e.g. 1,9")
     fidelity.add_argument("--user-model", choices=["numeric", "llm"], default="numeric")
-    fidelity.add_argument("--seed", type=int, default=0, help="lists and split seed")
     fidelity.add_argument("--json", action="store_true", help="machine-readable output")
     fidelity.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     fidelity_llm = fidelity.add_argument_group("LLM users", "for --user-model llm")
