@@ -514,6 +514,8 @@ RESPOND_PARAMS = (
     "honour_share",
     "honour_gain",
     "ignore_penalty",
+    "w_vote",
+    "w_stance",
 )
 
 
@@ -528,6 +530,7 @@ def respond_page(
     proof: NDArray[np.float32],
     embedding: NDArray[np.float32],
     stance: NDArray[np.float32],
+    item_terms: tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]],
     state: tuple[NDArray[np.float32], ...],
     traits: tuple[NDArray[np.float32], ...],
     intent: tuple[NDArray[np.int16], NDArray[np.int16], NDArray[np.bool_], int],
@@ -541,7 +544,9 @@ def respond_page(
 
     ``state`` = (taste ``[n, D]``, boredom ``[n, T]`` after the page's decay, satisfaction,
     fatigue, opinion), one row per page, updated in place; ``traits`` = (patience, conformity,
-    sociability, boredom weight, position attention ``[L]``); ``intent`` = (more, less, fresh,
+    sociability, boredom weight, position attention ``[L]``); ``item_terms`` = (per-item utility
+    shift — a label's penalty, negative —, per-item vote pull ``tanh(votes/scale)``, per-item
+    share-probability factor); ``intent`` = (more, less, fresh,
     the no-topic code); ``social``: in-network item; ``draws`` ``[n, L, 5]`` uniforms (click,
     like, share, comment, leave); ``params`` in the order of :data:`RESPOND_PARAMS`. Writes
     into ``out`` = (examined, clicked, liked, shared, commented ``[n, L]``, left ``[n]``), all
@@ -573,7 +578,10 @@ def respond_page(
         honour_share,
         honour_gain,
         ignore_penalty,
+        w_vote,
+        w_stance,
     ) = params
+    bias, herd, share_factor = item_terms
     taste, boredom, satisfaction, fatigue, opinion = state
     patience, conformity, sociability, boredom_weight, attention = traits
     more, less, fresh, no_topic = intent
@@ -586,6 +594,7 @@ def respond_page(
         fat = float(fatigue[i])
         threshold = leave_threshold * (1.5 - patience[i])
         social_weight = w_social * conformity[i]
+        vote_weight = w_vote * conformity[i]
         friend_weight = w_friend * sociability[i]
         shown = wanted = 0
         refused = False
@@ -609,6 +618,9 @@ def respond_page(
                 - w_repeat * repeat
                 + social_weight * proof[item]
                 + friend_weight * social[i, r]
+                + vote_weight * herd[item]
+                + bias[item]
+                - w_stance * abs(opinion[i] - stance[item])
             )
             if more[i] != no_topic and t == more[i]:
                 static += w_intent
@@ -626,7 +638,9 @@ def respond_page(
                 clicked[i, r] = True
                 sat += click_bonus
                 liked[i, r] = draws[i, r, 1] < like_rate * match
-                shared[i, r] = draws[i, r, 2] < share_rate * sociability[i] * match
+                shared[i, r] = (
+                    draws[i, r, 2] < share_rate * sociability[i] * match * share_factor[item]
+                )
                 commented[i, r] = draws[i, r, 3] < comment_rate * sociability[i] * match
                 if drift > 0:
                     norm = 0.0

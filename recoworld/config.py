@@ -21,9 +21,11 @@ __all__ = [
     "FeedConfig",
     "GraphConfig",
     "LLMUsersConfig",
+    "ModerationConfig",
     "PolicyConfig",
     "RecordConfig",
     "ScenarioConfig",
+    "SocialConfig",
     "UserModelConfig",
     "WorldConfig",
     "override",
@@ -117,6 +119,12 @@ class WorldConfig:
             graph where the data has one); ``n_users`` and ``n_items`` then come from the data.
         dataset_format: the dataset's format (``movielens``, ``ml1m``, ``agent4rec``,
             ``lastfm``, ``filmtrust``, ``ciaodvd``, ``generic``); ``None`` detects it.
+        misinformation: share of the initial items that are false (``Catalog.misinfo``), drawn
+            from the world seed's own ``misinformation`` stream after the rest of the world, so
+            the rest of the world does not change with it.
+        edges: a follow-graph edge list (CSV/TSV/whitespace file of ``src dst`` user ids, ``src``
+            follows ``dst``; ``#`` comments and a header line allowed) that replaces the generated
+            graph; ids must lie in ``0..n_users-1``.
     """
 
     n_users: int = 10_000
@@ -131,9 +139,12 @@ class WorldConfig:
     seed: int | None = None
     dataset: str | None = None
     dataset_format: str | None = None
+    misinformation: float = 0.0
+    edges: str | None = None
 
     def __post_init__(self) -> None:
         check(self.seed is None or self.seed >= 0, "seed", "an integer >= 0 or null", self.seed)
+        _unit(self.misinformation, "misinformation")
         check(self.n_users >= 1, "n_users", "an integer >= 1", self.n_users)
         check(self.n_items >= 1, "n_items", "an integer >= 1", self.n_items)
         check(len(self.topics) >= 2, "topics", "at least two topic names", self.topics)
@@ -210,16 +221,28 @@ class UserModelConfig:
             − w_boredom·(½ + diversity)·boredom[topic] − w_repeat·seen
             + w_social·conformity·proof + w_friend·sociability·from_friend
             + w_intent·[topic wanted] − w_intent·[topic refused]
+            + w_vote·conformity·tanh(votes / vote_scale) − w_stance·|opinion − stance|
+            − label_penalty·[labeled]
 
-    the user clicks with probability ``attention^rank · σ((z − no_click_utility) / temperature)``
-    (a binary multinomial logit against the no-click option, damped by position).
+    (``votes``: the item's visible net score, up-votes minus down-votes — herding; ``w_stance``:
+    confirmation bias, the pull of agreeing content; ``label_penalty``: a warning label or a
+    community note, :class:`ModerationConfig`), and clicks with probability
+    ``attention^rank · σ((z − no_click_utility) / temperature)`` (a binary multinomial logit
+    against the no-click option, damped by position).
 
     Mindset, after each examined item:
     ``satisfaction += satisfaction_rate·(m − satisfaction_reference)`` with
     ``m = σ((z − no_click_utility)/temperature)`` (plus ``click_bonus`` on a click);
     ``fatigue += fatigue_per_item``; the item's topic gains ``boredom_per_item`` of boredom and
     every topic's boredom decays by ``boredom_decay`` per page; a click pulls the taste vector
-    towards the item by ``drift_rate`` (slow interest drift).
+    towards the item by ``drift_rate`` (slow interest drift) and, if the item's stance lies within
+    ``opinion_epsilon`` of the user's opinion, pulls the opinion towards it by ``opinion_rate``
+    (bounded confidence, Deffuant–Weisbuch with ε = ``opinion_epsilon`` and μ = ``opinion_rate``);
+    after the page, stubbornness anchors it: ``opinion += stubbornness·(opinion₀ − opinion)``
+    (Friedkin–Johnsen, :class:`SocialConfig`).
+
+    Votes. A like is an up-vote; a click rated at most ``downvote_rating`` without a like is a
+    down-vote. Both change the item's visible score (``Catalog.votes``).
 
     Leaving. Disengagement risk
     ``ρ = σ((leave_threshold·(1.5 − patience) − (satisfaction − fatigue)) / leave_temperature)``;
@@ -246,8 +269,11 @@ class UserModelConfig:
     weight allows (diurnal thinning).
 
     Responses. Clicks dwell ``dwell_seconds·exp(N(0, dwell_sigma))·(0.5 + m)``; like, share and
-    comment with probabilities ``like_rate·m``, ``share_rate·sociability·m`` and
-    ``comment_rate·sociability·m``; ratings 1–5 from ``m``: ``clip(rint(1 + 4m + 0.6ε), 1, 5)``,
+    comment with probabilities ``like_rate·m``, ``share_rate·sociability·m·f`` and
+    ``comment_rate·sociability·m``, where ``f`` is the item's share factor: ``misinfo_share_boost``
+    for a false item (false news spreads farther: Vosoughi, Roy and Aral 2018 found ~70 % more
+    retweets), times ``1 − label_share_drop`` for a labeled one, times ``1 − share_friction``
+    (:class:`ModerationConfig`); ratings 1–5 from ``m``: ``clip(rint(1 + 4m + 0.6ε), 1, 5)``,
     ``ε ~ N(0, 1)``. With ``rating_cuts`` set (``recoworld calibrate`` fits them to a dataset), the
     rating is an ordered probit instead: with
     ``ℓ = rating_match·log(m / (1 − m)) + rating_quality·(quality − ½) + ε`` and
@@ -310,9 +336,18 @@ class UserModelConfig:
     rating_cuts: tuple[float, ...] = ()
     rating_match: float = 1.0
     rating_quality: float = 0.0
-    # Opinion (bounded confidence on consumption).
+    # Opinion (bounded confidence on consumption) and confirmation bias.
     opinion_epsilon: float = 0.4
     opinion_rate: float = 0.02
+    w_stance: float = 0.0
+    # Votes (herding).
+    w_vote: float = 0.0
+    vote_scale: float = 3.0
+    downvote_rating: float = 2.0
+    # Misinformation and labels.
+    misinfo_share_boost: float = 1.7
+    label_penalty: float = 1.0
+    label_share_drop: float = 0.5
     # Memory.
     memory_size: int = 32
 
@@ -363,8 +398,19 @@ class UserModelConfig:
             "dwell_sigma",
             "gap_slope",
             "opinion_epsilon",
+            "w_stance",
+            "w_vote",
+            "label_penalty",
         ):
             _non_negative(getattr(self, key), key)
+        _positive(self.vote_scale, "vote_scale")
+        _unit(self.label_share_drop, "label_share_drop")
+        check(
+            self.misinfo_share_boost >= 1.0 and math.isfinite(self.misinfo_share_boost),
+            "misinfo_share_boost",
+            "a number >= 1",
+            self.misinfo_share_boost,
+        )
         check(
             self.max_instructions >= 0, "max_instructions", "an integer >= 0", self.max_instructions
         )
@@ -452,6 +498,164 @@ class FeedConfig:
         check(self.inbox_size >= 1, "inbox_size", "an integer >= 1", self.inbox_size)
 
 
+OPINION_MODELS = ("none", "degroot", "friedkin_johnsen", "deffuant_weisbuch", "hegselmann_krause")
+DIFFUSION_MODELS = ("none", "independent_cascade")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SocialConfig:
+    """What users do to each other besides sharing: posts, follows, unfollows and mutes, and the
+    classic social models as behaviours in the world (``docs/social.md``). Everything here draws
+    from the run's ``social`` stream; with the defaults nothing happens and no number is drawn.
+
+    Posts. Each user on a page posts with probability ``post_rate``: a new item whose author is
+    the user, on the topic the user likes best, its embedding the user's taste plus noise, its
+    stance the user's opinion plus noise (sd 0.2), its quality ``Beta(2, 2)``; it goes to the
+    followers' inboxes and into the catalogue, where the recommender can pick it up. The
+    catalogue reserves ``post_capacity`` rows for posts; when they are used up, posting stops
+    (a warning says so).
+
+    Follows. Each user on a page proposes one follow with probability ``follow_rate``, the
+    candidate drawn by ``follow_mix`` = shares of (triadic closure: a followee's followee;
+    engagement: the sharer or author of an in-network item the user clicked on this page; the
+    platform's suggestion: a user drawn in proportion to followers + 1). A proposal is accepted
+    with probability ``max(cos(taste_u, taste_v), 0)·exp(−|x_u − x_v| / follow_opinion_scale)``
+    (homophily on taste and opinion).
+
+    Unfollows and mutes. An in-network item the user examined and skipped whose stance lies more
+    than ``disagree_distance`` from the user's opinion makes the user unfollow its sharer with
+    probability ``unfollow_rate``, or else mute them with probability ``mute_rate`` (a muted
+    followee's shares and posts no longer reach the user's inbox).
+
+    Opinion. ``stubbornness`` anchors each user to its initial opinion after every page
+    (Friedkin–Johnsen). ``opinion_model`` additionally updates the opinions of a share
+    ``opinion_fraction`` of users (drawn once) every ``opinion_every`` ticks by one step of a
+    classic model over the users they follow: ``degroot`` (average of followees),
+    ``friedkin_johnsen`` (the same, anchored by ``stubbornness``), ``deffuant_weisbuch`` (one
+    random followee within ``opinion_epsilon``, step ``opinion_mu``), ``hegselmann_krause``
+    (mean of followees within ``opinion_epsilon``).
+
+    Diffusion. ``diffusion_model: independent_cascade`` makes a share ``diffusion_fraction`` of
+    users (drawn once) share each in-network item they examine with probability ``diffusion_p``,
+    whatever they thought of it, instead of by their own utility (mixed populations of classic
+    and recommender-driven users).
+
+    Attributes: as above.
+    """
+
+    post_rate: float = 0.0
+    post_capacity: int = 20_000
+    follow_rate: float = 0.0
+    follow_mix: tuple[float, float, float] = (0.4, 0.4, 0.2)
+    follow_opinion_scale: float = 0.5
+    unfollow_rate: float = 0.0
+    mute_rate: float = 0.0
+    disagree_distance: float = 0.8
+    stubbornness: float = 0.0
+    opinion_model: str = "none"
+    opinion_every: int = 12
+    opinion_fraction: float = 1.0
+    opinion_epsilon: float = 0.3
+    opinion_mu: float = 0.3
+    diffusion_model: str = "none"
+    diffusion_p: float = 0.1
+    diffusion_fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        for key in (
+            "post_rate",
+            "follow_rate",
+            "unfollow_rate",
+            "mute_rate",
+            "stubbornness",
+            "opinion_fraction",
+            "diffusion_p",
+            "diffusion_fraction",
+        ):
+            _unit(getattr(self, key), key)
+        check(self.post_capacity >= 0, "post_capacity", "an integer >= 0", self.post_capacity)
+        check(
+            len(self.follow_mix) == 3
+            and all(w >= 0 and math.isfinite(w) for w in self.follow_mix)
+            and sum(self.follow_mix) > 0,
+            "follow_mix",
+            "three non-negative weights (triadic, engagement, suggested), not all 0",
+            self.follow_mix,
+        )
+        _positive(self.follow_opinion_scale, "follow_opinion_scale")
+        _non_negative(self.disagree_distance, "disagree_distance")
+        check(
+            self.unfollow_rate + self.mute_rate <= 1.0,
+            "mute_rate",
+            "at most 1 − unfollow_rate",
+            self.mute_rate,
+        )
+        check(
+            self.opinion_model in OPINION_MODELS,
+            "opinion_model",
+            "one of " + ", ".join(OPINION_MODELS),
+            self.opinion_model,
+        )
+        check(self.opinion_every >= 1, "opinion_every", "an integer >= 1", self.opinion_every)
+        _non_negative(self.opinion_epsilon, "opinion_epsilon")
+        check(0.0 < self.opinion_mu <= 0.5, "opinion_mu", "a number in (0, 0.5]", self.opinion_mu)
+        check(
+            self.diffusion_model in DIFFUSION_MODELS,
+            "diffusion_model",
+            "one of " + ", ".join(DIFFUSION_MODELS),
+            self.diffusion_model,
+        )
+
+    @property
+    def active(self) -> bool:
+        """Whether any social behaviour beyond sharing is switched on."""
+        return (
+            self.post_rate > 0
+            or self.follow_rate > 0
+            or self.unfollow_rate > 0
+            or self.mute_rate > 0
+            or self.stubbornness > 0
+            or self.opinion_model != "none"
+            or self.diffusion_model != "none"
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModerationConfig:
+    """The platform's interventions against false items (``Catalog.misinfo``; the misinformation
+    experiment). Nothing is on by default.
+
+    Attributes:
+        warning_labels: false items are labeled from the start with probability
+            ``label_recall`` each (detection, drawn once from the ``moderation`` stream).
+        label_recall: share of false items the platform detects and labels.
+        community_notes: a false item gets a note — the same effect as a label — once it has
+            been shared this many times (0: off): crowd-sourced, so it comes late.
+        downrank: labeled items move to the end of the page (after the rest of the slate and the
+            in-network items), where fewer users reach them.
+        share_friction: share of every would-be share that does not happen (a "read before you
+            share" prompt), false or not.
+
+    How users react to labels and to false items is theirs (:class:`UserModelConfig`:
+    ``label_penalty``, ``label_share_drop``, ``misinfo_share_boost``).
+    """
+
+    warning_labels: bool = False
+    label_recall: float = 1.0
+    community_notes: int = 0
+    downrank: bool = False
+    share_friction: float = 0.0
+
+    def __post_init__(self) -> None:
+        for key in ("label_recall", "share_friction"):
+            _unit(getattr(self, key), key)
+        check(self.community_notes >= 0, "community_notes", "an integer >= 0", self.community_notes)
+
+    @property
+    def active(self) -> bool:
+        return self.warning_labels or self.community_notes > 0 or self.share_friction > 0
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PolicyConfig:
     """The recommender policy, by registered name, with its keyword parameters.
@@ -478,13 +682,17 @@ class RecordConfig:
             table at the end of a tick. Smaller means less lost on a hard kill; ticks are always
             whole within a part, and an interrupt (Ctrl-C, SIGTERM) flushes every completed tick.
         compression: Parquet codec.
+        opinion_every: write every user's opinion to the ``opinions`` table every this many
+            ticks; 0 (default): only before the first tick and after the last.
     """
 
     flush_rows: int = 1_000_000
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+    opinion_every: int = 0
 
     def __post_init__(self) -> None:
         check(self.flush_rows >= 1, "flush_rows", "an integer >= 1", self.flush_rows)
+        check(self.opinion_every >= 0, "opinion_every", "an integer >= 0", self.opinion_every)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -561,7 +769,8 @@ class ScenarioConfig:
         name: scenario name (used in the run id).
         description: one or two sentences for ``recoworld envs``.
         seed: root of the run's ``SeedSequence`` tree.
-        world, clock, users, feed, policy, record, llm: the sections above.
+        world, clock, users, feed, social, moderation, policy, record, llm: the sections
+            above.
     """
 
     name: str = "default"
@@ -571,6 +780,8 @@ class ScenarioConfig:
     clock: ClockConfig = field(default_factory=ClockConfig)
     users: UserModelConfig = field(default_factory=UserModelConfig)
     feed: FeedConfig = field(default_factory=FeedConfig)
+    social: SocialConfig = field(default_factory=SocialConfig)
+    moderation: ModerationConfig = field(default_factory=ModerationConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
     llm: LLMUsersConfig = field(default_factory=LLMUsersConfig)

@@ -67,7 +67,8 @@ def deliver_shares(
     sharers: NDArray[np.int64],
     items: NDArray[np.int32],
 ) -> NDArray[np.int64]:
-    """Put each shared ``items[j]`` into the inbox of every follower of ``sharers[j]``.
+    """Put each shared ``items[j]`` into the inbox of every follower of ``sharers[j]`` who has not
+    muted them (a post is delivered the same way, its author as the sharer).
 
     Shares are delivered in the order given; a follower receiving more than ``inbox_size`` items in
     one tick keeps the last ones. Returns the number of recipients of each share.
@@ -77,6 +78,12 @@ def deliver_shares(
     if sharers.size == 0 or counts.sum() == 0:
         return counts.astype(np.int64)
     owner, recipient = followers.gather(sharers)
+    if graph.muted.size:  # a follower who muted the sharer does not receive it
+        heard = ~graph.mutes(recipient, sharers[owner])
+        owner, recipient = owner[heard], recipient[heard]
+        counts = np.bincount(owner, minlength=sharers.size)
+        if owner.size == 0:
+            return counts.astype(np.int64)
     size = population.inbox_size
     order = np.argsort(recipient, kind="stable")
     recipient, owner = recipient[order], owner[order]

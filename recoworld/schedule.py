@@ -11,8 +11,10 @@ One tick, in this order (each stage is one method below, named after its number)
 4. **compose feed** — the slate is merged with in-network items from each user's inbox by the
    feed rule (:mod:`recoworld.feed`).
 5. **respond** — the user model reviews each feed item by item (:meth:`UserModel.respond`).
-6. **apply** — mindsets, memories, item counters and session counters are written; shares are
-   delivered to the sharers' followers' inboxes.
+6. **apply** — mindsets, memories, item counters, votes and session counters are written;
+   shares are delivered to the sharers' followers' inboxes; then the social behaviours
+   (:mod:`recoworld.social.engine`): posts, follows, unfollows and mutes, the classic opinion
+   model, community notes.
 7. **instructions** — users still in session may give a reflective instruction
    (:meth:`UserModel.instruct`); it becomes their standing intent and the text the platform sees.
 8. **leave / return** — sessions of users who left end; each such user either churns or is given a
@@ -50,6 +52,7 @@ from recoworld.policies.base import (
     validate_slates,
 )
 from recoworld.rng import RngTree
+from recoworld.social.engine import SocialEngine, SocialEvents
 from recoworld.users.base import SOURCE_SOCIAL, Feed, Instructions, Responses, UserModel
 from recoworld.users.numeric import NumericUserModel
 from recoworld.world.population import NO_TOPIC
@@ -60,6 +63,8 @@ __all__ = ["RunResult", "Simulation", "TickOutcome", "TickStats"]
 logger = logging.getLogger(__name__)
 
 _STREAMS = ("activation", "candidates", "policy", "users", "instructions", "returns")
+#: Stages that draw nothing unless a social behaviour is switched on have a stream of their own.
+_SOCIAL_STREAM = "social"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +104,10 @@ class Totals:
     sessions_ended: int = 0
     instructions: int = 0
     shares: int = 0
+    posts: int = 0
+    follows: int = 0
+    unfollows: int = 0
+    mutes: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in self.__slots__}
@@ -169,6 +178,8 @@ class Simulation:
                 )
         self.user_model: UserModel = user_model
         self.streams = {name: self.rng.generator(name) for name in _STREAMS}
+        self.social = SocialEngine(config, self.world, self.rng.generator(_SOCIAL_STREAM))
+        self._snapshot_tick: int | None = None  # last tick whose opinions were recorded
         self.run_id = run_id or f"{config.name}-seed{config.seed}"
         self.n_ticks = config.clock.n_ticks
         self.totals = Totals()
@@ -285,18 +296,20 @@ class Simulation:
         self._feed = None
         if request is not None:
             request.seal()  # the world is about to move on
+        self._snapshot_opinions(t - 1, "start")  # where the run starts from
         if request is None or feed is None:
             if self.recorder is not None:
+                self._snapshot_opinions(t, "period")
                 self.recorder.commit(t)
             self._close_tick()
             return TickOutcome(stats=TickStats(t, 0, int(started.size), 0, 0, 0, 0))
         users = request.users
         responses = self.user_model.respond(self.world, feed, self.streams["users"])
-        shares = self._6_apply(feed, responses)
+        events = self._6_apply(feed, responses)
         instructions = self._7_instructions(feed, responses)
         ended = users[responses.left]
         session_rows = self._8_leave_return(ended, t, "left")
-        self._9_record(t, feed, responses, instructions, session_rows, shares)
+        self._9_record(t, feed, responses, instructions, session_rows, events)
         self._close_tick()
         stats = TickStats(
             t,
@@ -322,6 +335,8 @@ class Simulation:
         self._feed = None
         if self.recorder is not None:
             self.recorder.discard()
+            if self._snapshot_tick == self.world.clock.tick - 1:
+                self._snapshot_tick = None  # the start snapshot was discarded with the tick
         self._close_tick()
 
     def _close_tick(self) -> None:
@@ -367,7 +382,7 @@ class Simulation:
         self.totals.sessions_started += int(users.size)
 
     def _2_candidates(self, users: NDArray[np.int64]) -> NDArray[np.int32]:
-        rng, n_items = self.streams["candidates"], self.world.n_items
+        rng, n_items = self.streams["candidates"], self.world.catalog.n_live
         perm = rng.permutation(n_items).astype(np.int32)
         offsets = rng.integers(0, n_items, size=users.size)
         # Row j is perm[offset_j : offset_j + C], wrapping around the end of perm.
@@ -429,9 +444,9 @@ class Simulation:
             social_capacity(self.config.feed),
             exclude=slates.items,
         )
-        return compose_feed(users, slates, items, sharers, self.config.feed)
+        return self.social.demote(compose_feed(users, slates, items, sharers, self.config.feed))
 
-    def _6_apply(self, feed: Feed, r: Responses) -> dict[str, NDArray]:
+    def _6_apply(self, feed: Feed, r: Responses) -> SocialEvents:
         world, pop, cat = self.world, self.world.population, self.world.catalog
         users = feed.users
         rows = pop.selector(users)
@@ -440,6 +455,10 @@ class Simulation:
         pop.boredom[rows] = r.boredom
         pop.taste[rows] = r.taste
         pop.opinion[rows] = r.opinion
+        social = self.social
+        social.anchor(users)
+        social.cascade_shares(feed, r)  # classic independent-cascade users decide their shares
+        social.count_votes(feed, r)
         shown, examined, clicks = kernels.apply_page(
             users,
             np.ascontiguousarray(feed.items, np.int32),
@@ -455,16 +474,38 @@ class Simulation:
         sharers = users[row]
         shared_items = feed.items[row, rank]
         recipients = deliver_shares(pop, world.graph, sharers, shared_items)
+        events = [
+            SocialEvents.of(
+                "share",
+                sharers,
+                item=shared_items,
+                parent_user=feed.from_user[row, rank],
+                recipients=recipients,
+            )
+        ]
+        t = world.clock.tick
+        authors, posts = social.post(t, users)
+        if authors.size:
+            reach = deliver_shares(pop, world.graph, authors, posts)
+            events.append(SocialEvents.of("post", authors, item=posts, recipients=reach))
+        follows = social.follow(feed, r)
+        unfollows, mutes = social.disagree(feed, r)
+        added, removed, muted = world.graph.edit(add=follows, remove=unfollows, mute=mutes)
+        n = world.n_users
+        for kind, keys in (("follow", added), ("unfollow", removed), ("mute", muted)):
+            if keys.size:
+                events.append(SocialEvents.of(kind, keys // n, target=keys % n))
+        social.opinion_models(t)
+        social.community_notes()
         self.totals.impressions += shown
         self.totals.examined += examined
         self.totals.clicks += clicks
         self.totals.shares += int(row.size)
-        return {
-            "user": sharers,
-            "item": shared_items,
-            "parent_user": feed.from_user[row, rank],
-            "recipients": recipients,
-        }
+        self.totals.posts += int(authors.size)
+        self.totals.follows += int(added.size)
+        self.totals.unfollows += int(removed.size)
+        self.totals.mutes += int(muted.size)
+        return SocialEvents.concat(events)
 
     def _7_instructions(self, feed: Feed, r: Responses) -> Instructions:
         pop = self.world.population
@@ -526,7 +567,7 @@ class Simulation:
         r: Responses,
         instr: Instructions,
         sessions: dict[str, Any],
-        shares: dict[str, NDArray],
+        events: SocialEvents,
     ) -> None:
         pop = self.world.population
         users = feed.users
@@ -614,14 +655,16 @@ class Simulation:
                 "social",
                 {
                     "run": self.run_id,
-                    "tick": np.full(shares["user"].size, t, np.int32),
-                    "user": shares["user"],
-                    "kind": np.zeros(shares["user"].size, np.int8),
-                    "item": shares["item"],
-                    "parent_user": shares["parent_user"],
-                    "recipients": shares["recipients"],
+                    "tick": np.full(len(events), t, np.int32),
+                    "user": events.user,
+                    "kind": events.kind,
+                    "item": events.item,
+                    "parent_user": events.parent_user,
+                    "target": events.target,
+                    "recipients": events.recipients,
                 },
             )
+            self._snapshot_opinions(t, "period")
             for table, columns in (item for records in extra for item in records.items()):
                 n_rows = len(next(iter(columns.values())))
                 rec.stage(
@@ -647,6 +690,30 @@ class Simulation:
                 left_users=users[r.left],
             )
         )
+
+    def _snapshot_opinions(self, t: int, when: str) -> None:
+        """Stage every user's opinion as of the end of tick ``t`` (``opinions`` table): at the
+        ``start`` of the run (``t`` = the tick before the first), every
+        ``record.opinion_every`` ticks (``period``) and at the ``end``."""
+        if self.recorder is None or self._snapshot_tick == t:
+            return
+        if when == "start" and self._snapshot_tick is not None:
+            return
+        if when == "period":
+            period = self.config.record.opinion_every
+            if period <= 0 or (t + 1) % period:
+                return
+        pop = self.world.population
+        self.recorder.stage(
+            "opinions",
+            {
+                "run": self.run_id,
+                "tick": np.full(pop.n_users, t, np.int32),
+                "user": np.arange(pop.n_users, dtype=np.int32),
+                "opinion": pop.opinion.copy(),  # Arrow would keep a view of the live column
+            },
+        )
+        self._snapshot_tick = t
 
     # -- running --------------------------------------------------------------------------
     def run(
@@ -713,6 +780,7 @@ class Simulation:
             unseen = int((pop.in_session & ~started_before).sum())  # begun by the dropped tick
             reason = {"completed": "horizon", "failed": "failed"}.get(status, "interrupted")
             self.recorder.stage("sessions", self.session_rows(open_users, last_tick, reason))
+            self._snapshot_opinions(last_tick, "end")
             self.recorder.commit(last_tick)
             totals = replace(self.totals, sessions_started=self.totals.sessions_started - unseen)
         self.recorder.close(status, totals=totals.as_dict())

@@ -43,6 +43,7 @@ __all__ = [
     "influence_csr",
     "linear_threshold",
     "opinion_clusters",
+    "opinion_step",
     "row_stochastic_matrix",
     "sir",
     "sir_transmissibility",
@@ -515,6 +516,45 @@ def hegselmann_krause(
         count = np.bincount(rows, weights=ok.astype(np.float64), minlength=n) + 1.0
         x = total / count
     return x
+
+
+def opinion_step(
+    model: str,
+    graph: GraphLike,
+    x: ArrayLike,
+    *,
+    anchor: ArrayLike | None = None,
+    stubbornness: ArrayLike | float = 0.0,
+    epsilon: float = 0.3,
+    mu: float = 0.3,
+    rng: np.random.Generator | None = None,
+) -> FloatArray:
+    """One step of an opinion model from the current opinions ``x`` (the models above with
+    ``steps=1``), as the schedule applies them inside a running world.
+
+    ``model``: ``degroot``; ``friedkin_johnsen`` — ``stubbornness · anchor + (1 − stubbornness)
+    · W x`` with ``anchor`` the initial opinions (default ``x``); ``deffuant_weisbuch``
+    (``epsilon``, ``mu``, ``rng``); ``hegselmann_krause`` (``epsilon``, over followees).
+    """
+    if model == "degroot":
+        return degroot(graph, x, 1)
+    if model == "friedkin_johnsen":
+        lam = np.asarray(stubbornness, dtype=np.float64)
+        if not np.all(np.isfinite(lam)) or np.any(lam < 0) or np.any(lam > 1):
+            raise ConfigError("stubbornness must lie in [0, 1] (scalar or one per user)")
+        base = _opinions(x)
+        start = base if anchor is None else _opinions(anchor, base.shape[0])
+        return lam * start + (1.0 - lam) * degroot(graph, base, 1)
+    if model == "deffuant_weisbuch":
+        if rng is None:
+            raise ConfigError("deffuant_weisbuch needs an rng")
+        return deffuant_weisbuch(graph, x, epsilon, mu, rng, 1)
+    if model == "hegselmann_krause":
+        return hegselmann_krause(x, epsilon, 1, graph=graph)
+    raise ConfigError(
+        f"unknown opinion model {model!r}; expected degroot, friedkin_johnsen, "
+        "deffuant_weisbuch or hegselmann_krause"
+    )
 
 
 def opinion_clusters(x: ArrayLike, tol: float = 1e-3) -> int:

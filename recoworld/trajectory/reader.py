@@ -49,6 +49,8 @@ def read_arrow(
     if table not in TABLES:
         raise TrajectoryError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
     folder = Path(run_dir) / table
+    if not folder.is_dir() and (Path(run_dir) / MANIFEST).is_file():
+        return schema_of(table).empty_table()  # a run written before the table existed
     if not folder.is_dir():
         raise TrajectoryError(f"{run_dir}: no {table}/ folder; is this a recoworld run folder?")
     manifest_path = Path(run_dir) / MANIFEST
@@ -113,6 +115,10 @@ class Run:
     @property
     def social(self) -> pd.DataFrame:
         return self.table("social")
+
+    @property
+    def opinions(self) -> pd.DataFrame:
+        return self.table("opinions")
 
     @property
     def llm_calls(self) -> pd.DataFrame:

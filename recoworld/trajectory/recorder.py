@@ -27,6 +27,7 @@ from recoworld.trajectory.schema import (
     ACTIONS,
     CALL_PURPOSES,
     END_REASONS,
+    SOCIAL_KINDS,
     SOURCES,
     TABLES,
     schema_of,
@@ -42,7 +43,7 @@ LABELS: dict[str, tuple[str, ...]] = {
     "source": SOURCES,
     "action": ACTIONS,
     "end_reason": END_REASONS,
-    "kind": ("share",),
+    "kind": SOCIAL_KINDS,
     "purpose": CALL_PURPOSES,
 }
 _CONSTANT = ("run", "policy", "model")

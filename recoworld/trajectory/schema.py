@@ -13,17 +13,20 @@ __all__ = [
     "CALL_PURPOSES",
     "END_REASONS",
     "SCHEMA_VERSION",
+    "SOCIAL_KINDS",
     "SOURCES",
     "TABLES",
     "schema_of",
 ]
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 
 #: ``responses.action``: the deepest engagement with an examined item.
 ACTIONS = ("skip", "click", "like", "share", "comment")
 #: ``impressions.source``.
 SOURCES = ("rec", "social")
+#: ``social.kind``.
+SOCIAL_KINDS = ("share", "post", "follow", "unfollow", "mute")
 #: ``llm_calls.purpose``.
 CALL_PURPOSES = ("page", "reflection", "agent", "parse")
 #: ``sessions.end_reason``.
@@ -110,7 +113,16 @@ TABLES: dict[str, pa.Schema] = {
             pa.field("kind", _label, nullable=False),
             _item,
             pa.field("parent_user", pa.int32()),
+            pa.field("target", pa.int32()),
             pa.field("recipients", pa.int32(), nullable=False),
+        ]
+    ),
+    "opinions": pa.schema(
+        [
+            _run,
+            _tick,
+            _user,
+            pa.field("opinion", pa.float32(), nullable=False),
         ]
     ),
     "llm_calls": pa.schema(

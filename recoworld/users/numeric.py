@@ -140,6 +140,8 @@ class NumericUserModel(UserModel):
         items = np.ascontiguousarray(feed.items, dtype=np.int32)
         social = np.ascontiguousarray(feed.source == SOURCE_SOCIAL)
         proof = cat.social_proof()
+        herd = cat.herd(c.vote_scale) if c.w_vote > 0 else np.zeros(cat.n_items, np.float32)
+        item_terms = (cat.utility_shift, herd, cat.share_factor)
         params = tuple(float(getattr(c, name)) for name in kernels.RESPOND_PARAMS)
         state = (taste, boredom, satisfaction, fatigue, opinion)
         traits = (patience, conformity, sociability, boredom_weight)
@@ -157,6 +159,7 @@ class NumericUserModel(UserModel):
                 proof,
                 cat.embedding,
                 cat.stance,
+                item_terms,
                 tuple(a[part] for a in state),
                 (*(a[part] for a in traits), attention),
                 (more[part], less[part], fresh[part], NO_TOPIC),

@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Catalog"]
+__all__ = ["COUNTERS", "Catalog"]
+
+#: Engagement counters the schedule updates, one per item.
+COUNTERS = ("impressions", "clicks", "likes", "shares", "comments", "votes")
 
 
 @dataclass(slots=True)
@@ -18,8 +21,16 @@ class Catalog:
     ``embedding`` (unit vectors, float32 ``[n_items, dim]``), ``creator`` (user or creator id),
     ``quality`` in [0, 1], ``stance`` in [−1, 1] on the opinion axis, ``created_tick`` (negative:
     before the run). Counters, updated by the schedule: ``impressions``, ``clicks``, ``likes``,
-    ``shares``, ``comments``. ``topic_names`` names the topic indices; ``topic_centroids`` are the
-    unit centroids of the topics in embedding space.
+    ``shares``, ``comments``, and ``votes`` (the visible net score: up-votes minus down-votes).
+    ``topic_names`` names the topic indices; ``topic_centroids`` are the unit centroids of the
+    topics in embedding space.
+
+    Social columns: ``author`` (the user who posted the item, −1 for catalogue items),
+    ``misinfo`` (the item is false), ``labeled`` (it carries a warning label or a community
+    note), and what that means to users, kept by the schedule: ``utility_shift`` (added to an
+    item's utility; a label's penalty) and ``share_factor`` (multiplies its share probability).
+    Rows ``n_live`` and beyond are reserved for posts not yet made (:meth:`reserve`); only
+    rows below ``n_live`` are ever candidates.
     """
 
     title: NDArray[np.object_]
@@ -37,11 +48,56 @@ class Catalog:
     likes: NDArray[np.int64] = field(init=False)
     shares: NDArray[np.int64] = field(init=False)
     comments: NDArray[np.int64] = field(init=False)
+    votes: NDArray[np.int64] = field(init=False)
+    author: NDArray[np.int32] = field(init=False)
+    misinfo: NDArray[np.bool_] = field(init=False)
+    labeled: NDArray[np.bool_] = field(init=False)
+    utility_shift: NDArray[np.float32] = field(init=False)
+    share_factor: NDArray[np.float32] = field(init=False)
+    n_live: int = field(init=False)
 
     def __post_init__(self) -> None:
         n = self.topic.shape[0]
-        for name in ("impressions", "clicks", "likes", "shares", "comments"):
+        for name in COUNTERS:
             setattr(self, name, np.zeros(n, dtype=np.int64))
+        self.author = np.full(n, -1, dtype=np.int32)
+        self.misinfo = np.zeros(n, dtype=bool)
+        self.labeled = np.zeros(n, dtype=bool)
+        self.utility_shift = np.zeros(n, dtype=np.float32)
+        self.share_factor = np.ones(n, dtype=np.float32)
+        self.n_live = n
+
+    def reserve(self, n_rows: int) -> None:
+        """Make sure at least ``n_rows`` rows after ``n_live`` are free for posts (appending
+        blank rows when needed; rows already reserved are kept)."""
+        missing = n_rows - (self.n_items - self.n_live)
+        if missing <= 0:
+            return
+        dim = self.embedding.shape[1]
+        blank_text = np.full(missing, "", dtype=object)
+        grow: dict[str, NDArray] = {
+            "title": blank_text,
+            "summary": blank_text.copy(),
+            "topic": np.zeros(missing, np.int16),
+            "embedding": np.zeros((missing, dim), np.float32),
+            "creator": np.full(missing, -1, np.int32),
+            "quality": np.zeros(missing, np.float32),
+            "stance": np.zeros(missing, np.float32),
+            "created_tick": np.full(missing, np.iinfo(np.int32).max, np.int32),
+            **{name: np.zeros(missing, np.int64) for name in COUNTERS},
+            "author": np.full(missing, -1, np.int32),
+            "misinfo": np.zeros(missing, bool),
+            "labeled": np.zeros(missing, bool),
+            "utility_shift": np.zeros(missing, np.float32),
+            "share_factor": np.ones(missing, np.float32),
+        }
+        for name, extra in grow.items():
+            setattr(self, name, np.concatenate([getattr(self, name), extra]))
+
+    @property
+    def n_free(self) -> int:
+        """Rows reserved for posts and not used yet."""
+        return self.n_items - self.n_live
 
     @property
     def n_items(self) -> int:
@@ -52,9 +108,14 @@ class Catalog:
         return len(self.topic_names)
 
     def social_proof(self) -> NDArray[np.float32]:
-        """Visible engagement per item in [0, 1]: ``log1p(likes + shares) / log1p(max)``."""
-        raw = np.log1p((self.likes + self.shares).astype(np.float32))
+        """Visible engagement per item in [0, 1]:
+        ``log1p(likes + shares + comments) / log1p(max)``."""
+        raw = np.log1p((self.likes + self.shares + self.comments).astype(np.float32))
         top = float(raw.max()) if raw.size else 0.0
         if top <= 0.0:
             return np.zeros_like(raw)
         return (raw / np.float32(top)).astype(np.float32)
+
+    def herd(self, scale: float) -> NDArray[np.float32]:
+        """The visible score's pull per item in (−1, 1): ``tanh(votes / scale)``."""
+        return np.tanh(self.votes.astype(np.float32) / np.float32(scale)).astype(np.float32)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,9 +21,13 @@ class SocialGraph:
     Row ``u`` lists the users ``u`` follows: ``indices[indptr[u]:indptr[u+1]]``, sorted, without
     duplicates or self-loops. :meth:`followers` is the transposed graph (who receives ``u``'s
     shares).
+
+    ``muted`` holds the mutes as sorted keys ``u * n_users + v`` (``u`` muted ``v``: ``v``'s
+    shares and posts do not reach ``u``; the follow stays). :meth:`edit` adds and removes follows
+    and mutes in place, keeping the cached transpose in step.
     """
 
-    __slots__ = ("_followers", "indices", "indptr", "n_users")
+    __slots__ = ("_followers", "indices", "indptr", "muted", "n_users")
 
     def __init__(self, n_users: int, indptr: NDArray[np.int64], indices: NDArray[np.int32]) -> None:
         if indptr.shape != (n_users + 1,):
@@ -29,6 +35,7 @@ class SocialGraph:
         self.n_users = int(n_users)
         self.indptr = indptr.astype(np.int64, copy=False)
         self.indices = indices.astype(np.int32, copy=False)
+        self.muted = np.zeros(0, dtype=np.int64)
         self._followers: SocialGraph | None = None
 
     @classmethod
@@ -48,6 +55,49 @@ class SocialGraph:
         indptr = np.zeros(n_users + 1, dtype=np.int64)
         np.cumsum(np.bincount(s, minlength=n_users), out=indptr[1:])
         return cls(n_users, indptr, d.astype(np.int32))
+
+    @classmethod
+    def from_edge_list(cls, path: str | os.PathLike[str], n_users: int) -> SocialGraph:
+        """Read a follow graph from an edge-list file: one ``src dst`` pair of user ids per line
+        (``src`` follows ``dst``), separated by whitespace, a comma, a tab or a semicolon; lines
+        starting with ``#`` and a header line are skipped; further columns (weights,
+        timestamps) are ignored. Raises :class:`recoworld.errors.ConfigError` for a missing
+        file, an unreadable line or an id outside ``0..n_users-1``."""
+        import pandas as pd
+
+        from recoworld.errors import ConfigError
+
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"world.edges: no such file {str(file)!r}")
+        first = ""
+        with file.open(encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip() and not line.lstrip().startswith("#"):
+                    first = line
+                    break
+        if not first:
+            return cls.empty(n_users)
+        sep = next((c for c in ("\t", ",", ";") if c in first), r"\s+")
+        head = first.split(None if sep == r"\s+" else sep)[0].strip()
+        header = None if head.lstrip("-").isdigit() else 0
+        try:
+            frame = pd.read_csv(
+                file, sep=sep, comment="#", header=header, usecols=[0, 1], dtype=np.int64
+            )
+        except (ValueError, pd.errors.ParserError) as exc:
+            raise ConfigError(
+                f"world.edges: {file} is not an edge list of user ids ({exc})"
+            ) from exc
+        src, dst = frame.iloc[:, 0].to_numpy(), frame.iloc[:, 1].to_numpy()
+        bad = (src < 0) | (src >= n_users) | (dst < 0) | (dst >= n_users)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ConfigError(
+                f"world.edges: {file}: edge {src[row]} -> {dst[row]} names a user outside "
+                f"0..{n_users - 1}; set world.n_users to cover every id"
+            )
+        return cls.from_edges(n_users, src, dst)
 
     @classmethod
     def empty(cls, n_users: int) -> SocialGraph:
@@ -85,6 +135,84 @@ class SocialGraph:
         offsets = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
         return owner, self.indices[np.repeat(starts, counts) + offsets]
 
+    def keys(self) -> NDArray[np.int64]:
+        """Every edge as ``src * n_users + dst``, sorted (the CSR order)."""
+        src, dst = self.edges()
+        return src * self.n_users + dst
+
+    def has_edges(self, src: NDArray[np.integer], dst: NDArray[np.integer]) -> NDArray[np.bool_]:
+        """Whether ``src[e]`` follows ``dst[e]``, for each ``e``."""
+        src = np.asarray(src, dtype=np.int64)
+        dst = np.asarray(dst, dtype=np.int64)
+        lo, hi = self.indptr[src], self.indptr[src + 1]
+        # Binary search of dst within each sorted row, vectorized over rows of any length.
+        while True:
+            open_ = lo < hi
+            if not open_.any():
+                break
+            mid = (lo + hi) // 2
+            go_right = open_ & (self.indices[np.minimum(mid, self.n_edges - 1)] < dst)
+            lo = np.where(go_right, mid + 1, lo)
+            hi = np.where(open_ & ~go_right, mid, hi)
+        found = lo < self.indptr[src + 1]
+        found[found] = self.indices[lo[found]] == dst[found]
+        return found
+
+    def edit(
+        self,
+        add: tuple[NDArray[np.integer], NDArray[np.integer]] | None = None,
+        remove: tuple[NDArray[np.integer], NDArray[np.integer]] | None = None,
+        mute: tuple[NDArray[np.integer], NDArray[np.integer]] | None = None,
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+        """Add follows ``add = (src, dst)``, remove follows ``remove``, record mutes ``mute``, in
+        place. Self-loops, follows that already exist (to add) or do not (to remove), and mutes
+        of users not followed (after the edit) or already muted are skipped; an unfollow also
+        lifts a mute of the same pair. Returns the keys ``src * n_users + dst`` actually added,
+        removed and muted. Cost ``O(E)`` when anything changes (one pass over the edge arrays),
+        nothing otherwise.
+        """
+        n = self.n_users
+        added = self._edit_keys(_pair_keys(add, n), _pair_keys(remove, n))
+        if self._followers is not None and (added[0].size or added[1].size):
+            transpose = self._followers
+            t_add = (added[0] % n) * n + added[0] // n
+            t_remove = (added[1] % n) * n + added[1] // n
+            transpose._edit_keys(np.sort(t_add), np.sort(t_remove))
+        if added[1].size and self.muted.size:
+            self.muted = self.muted[~_member(self.muted, added[1])]
+        mutes = _pair_keys(mute, n)
+        if mutes.size:
+            src, dst = np.divmod(mutes, n)
+            mutes = mutes[self.has_edges(src, dst) & ~_member(mutes, self.muted)]
+            self.muted = np.union1d(self.muted, mutes)
+        return added[0], added[1], mutes
+
+    def _edit_keys(
+        self, add: NDArray[np.int64], remove: NDArray[np.int64]
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        n = self.n_users
+        if add.size == 0 and remove.size == 0:
+            return add, remove
+        keys = self.keys()
+        remove = remove[_member(remove, keys)]
+        add = add[~_member(add, keys)]
+        if remove.size:
+            keys = keys[~_member(keys, remove)]
+        if add.size:
+            keys = np.insert(keys, np.searchsorted(keys, add), add)
+        src, dst = np.divmod(keys, n)
+        self.indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(src, minlength=n), out=self.indptr[1:])
+        self.indices = dst.astype(np.int32)
+        return add, remove
+
+    def mutes(self, follower: NDArray[np.integer], followee: NDArray[np.integer]) -> NDArray:
+        """Whether ``follower[e]`` muted ``followee[e]``, for each ``e``."""
+        if self.muted.size == 0:
+            return np.zeros(np.shape(follower), dtype=bool)
+        key = np.asarray(follower, np.int64) * self.n_users + np.asarray(followee, np.int64)
+        return _member(key, self.muted)
+
     def to_networkx(self) -> nx.DiGraph:
         """A ``networkx.DiGraph`` with every user as a node and every follow as an edge."""
         import networkx as nx
@@ -118,3 +246,27 @@ class SocialGraph:
 
     def __repr__(self) -> str:
         return f"SocialGraph(n_users={self.n_users}, n_edges={self.n_edges})"
+
+
+def _pair_keys(
+    pairs: tuple[NDArray[np.integer], NDArray[np.integer]] | None, n: int
+) -> NDArray[np.int64]:
+    """Sorted distinct keys ``src * n + dst`` of ``pairs`` without self-loops."""
+    if pairs is None:
+        return np.zeros(0, dtype=np.int64)
+    src = np.asarray(pairs[0], dtype=np.int64)
+    dst = np.asarray(pairs[1], dtype=np.int64)
+    if src.shape != dst.shape:
+        raise ValueError("src and dst must have the same length")
+    if src.size and (min(src.min(), dst.min()) < 0 or max(src.max(), dst.max()) >= n):
+        raise ValueError(f"edge endpoints must lie in 0..{n - 1}")
+    keep = src != dst
+    return np.unique(src[keep] * n + dst[keep])
+
+
+def _member(keys: NDArray[np.int64], sorted_keys: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """``keys`` found in the sorted array ``sorted_keys`` (binary search, no hashing)."""
+    if sorted_keys.size == 0 or keys.size == 0:
+        return np.zeros(keys.shape, dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
+    return sorted_keys[pos] == keys

@@ -26,7 +26,8 @@ class Population:
     ``[n_users, dim]``), the traits ``activity`` (sessions per day), ``conformity``, ``diversity``
     (diversity seeking), ``patience`` and ``sociability`` in [0, 1], and the mindset
     ``satisfaction``, ``fatigue``, per-topic ``boredom`` (``[n_users, n_topics]``) and ``opinion``
-    in [−1, 1], and the ground-truth intent of the standing instruction (``intent_more``,
+    in [−1, 1] (``opinion0``: the opinion it started with, its anchor under stubbornness), and the
+    ground-truth intent of the standing instruction (``intent_more``,
     ``intent_less`` topic indices, ``NO_TOPIC`` when none; ``intent_fresh``: nothing already seen).
 
     Session state: ``in_session``, ``session_id`` (global id of the current or last session),
@@ -55,6 +56,7 @@ class Population:
     memory_size: int
     inbox_size: int
     persona: NDArray[np.int32] = field(init=False)
+    opinion0: NDArray[np.float32] = field(init=False)
     satisfaction: NDArray[np.float32] = field(init=False)
     fatigue: NDArray[np.float32] = field(init=False)
     boredom: NDArray[np.float32] = field(init=False)
@@ -90,6 +92,7 @@ class Population:
             if getattr(self, name).shape != (n,):
                 raise ValueError(f"{name} must have shape ({n},)")
         self.persona = np.full(n, -1, dtype=np.int32)
+        self.opinion0 = self.opinion.copy()
         self.satisfaction = np.zeros(n, dtype=np.float32)
         self.fatigue = np.zeros(n, dtype=np.float32)
         self.boredom = np.zeros((n, self.n_topics), dtype=np.float32)
@@ -144,6 +147,7 @@ class Population:
         for f in fields(self):
             if not f.init and f.name not in ("instruction_texts", "text_index", "_text_table"):
                 getattr(self, f.name)[users] = getattr(blank, f.name)[0]
+        self.opinion0[users] = fresh.opinion[rows]
 
     def selector(self, users: NDArray[np.integer]) -> slice | NDArray[np.integer]:
         """``users`` as an index into the columns: ``slice(None)`` when they are every user in

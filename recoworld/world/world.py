@@ -28,14 +28,24 @@ class World:
         """The world a scenario asks for: built from ``world.dataset`` when it names one, else
         the embedded generator's (:meth:`synthetic`)."""
         if config.world.dataset is None:
-            return cls.synthetic(config, rng)
-        from recoworld.data.loaders import load_dataset
-        from recoworld.data.world import world_from_dataset
+            world = cls.synthetic(config, rng)
+        else:
+            from recoworld.data.loaders import load_dataset
+            from recoworld.data.world import world_from_dataset
 
-        dataset = load_dataset(config.world.dataset, config.world.dataset_format)
-        seed = config.world.seed if config.world.seed is not None else config.seed
-        splits = ("train", "all")  # the train split where the data has one, else everything
-        return world_from_dataset(dataset, config, splits=splits, seed=seed)
+            dataset = load_dataset(config.world.dataset, config.world.dataset_format)
+            seed = config.world.seed if config.world.seed is not None else config.seed
+            splits = ("train", "all")  # the train split where the data has one, else everything
+            world = world_from_dataset(dataset, config, splits=splits, seed=seed)
+        if config.world.edges is not None:
+            world.graph = SocialGraph.from_edge_list(config.world.edges, world.n_users)
+        if config.world.misinformation > 0:
+            # Its own stream of the world's seed: the rest of the world does not change with it.
+            tree = RngTree(config.world.seed) if config.world.seed is not None else rng
+            tree = tree or RngTree(config.seed)
+            draws = tree.generator("misinformation").random(world.n_items)
+            world.catalog.misinfo[:] = draws < config.world.misinformation
+        return world
 
     @classmethod
     def synthetic(cls, config: ScenarioConfig, rng: RngTree | None = None) -> World:
