@@ -516,6 +516,7 @@ RESPOND_PARAMS = (
     "ignore_penalty",
     "w_vote",
     "w_stance",
+    "opinion_reinforcement",
 )
 
 
@@ -580,6 +581,7 @@ def respond_page(
         ignore_penalty,
         w_vote,
         w_stance,
+        reinforcement,
     ) = params
     bias, herd, share_factor = item_terms
     taste, boredom, satisfaction, fatigue, opinion = state
@@ -655,6 +657,9 @@ def respond_page(
                     gap = stance[item] - opinion[i]
                     if abs(gap) < opinion_eps:
                         opinion[i] += opinion_rate * gap
+                if reinforcement > 0 and opinion[i] * stance[item] > 0:
+                    side = 1.0 if opinion[i] > 0 else -1.0
+                    opinion[i] += reinforcement * abs(stance[item]) * (side - opinion[i])
             sat = min(max(sat, 0.0), 1.5)
             risk = _sigmoid((threshold - (sat - fat)) / leave_temperature)
             if draws[i, r, 4] < leave_hazard * risk:

@@ -239,7 +239,9 @@ class UserModelConfig:
     ``opinion_epsilon`` of the user's opinion, pulls the opinion towards it by ``opinion_rate``
     (bounded confidence, Deffuant–Weisbuch with ε = ``opinion_epsilon`` and μ = ``opinion_rate``);
     after the page, stubbornness anchors it: ``opinion += stubbornness·(opinion₀ − opinion)``
-    (Friedkin–Johnsen, :class:`SocialConfig`).
+    (Friedkin–Johnsen, :class:`SocialConfig`). Biased assimilation (Lord, Ross and Lepper 1979;
+    Dandekar, Goel and Lee 2013): a click on an item that takes the user's side (same sign) also
+    pushes the opinion outwards, ``opinion += opinion_reinforcement·|stance|·(±1 − opinion)``.
 
     Votes. A like is an up-vote; a click rated at most ``downvote_rating`` without a like is a
     down-vote. Both change the item's visible score (``Catalog.votes``).
@@ -340,6 +342,7 @@ class UserModelConfig:
     opinion_epsilon: float = 0.4
     opinion_rate: float = 0.02
     w_stance: float = 0.0
+    opinion_reinforcement: float = 0.0
     # Votes (herding).
     w_vote: float = 0.0
     vote_scale: float = 3.0
@@ -371,6 +374,7 @@ class UserModelConfig:
             "share_rate",
             "comment_rate",
             "opinion_rate",
+            "opinion_reinforcement",
         ):
             _unit(getattr(self, key), key)
         for key in (

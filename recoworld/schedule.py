@@ -410,6 +410,8 @@ class Simulation:
                 w_taste=c.w_taste,
                 w_quality=c.w_quality,
                 w_repeat=c.w_repeat,
+                opinion=pop.opinion[users],
+                w_stance=c.w_stance,
             )
         return RecommendRequest(
             tick=t,

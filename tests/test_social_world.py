@@ -4,6 +4,7 @@ stubbornness, classic diffusion users, moderation, the opinions table and edge-l
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -373,3 +374,32 @@ def test_social_table_is_a_diffusion_log(tmp_path: Path) -> None:
     found = first.reindex(keys)
     assert found.notna().all()
     assert (found.to_numpy() <= child["tick"].to_numpy()).all()
+
+
+def test_biased_assimilation_and_an_engagement_feed_polarize() -> None:
+    """Clicks on agreeing items push opinions outwards; the oracle that knows the confirmation
+    bias shows more agreeing items than the stance-blind one, and the bridging one fewer."""
+    base = {
+        "users.w_stance": 1.5,
+        "users.opinion_rate": 0.05,
+        "users.opinion_epsilon": 0.5,
+        "policy.name": "oracle",
+    }
+    extremity = {}
+    for rho in (0.0, 0.05):
+        sim = run(small(**base, **{"users.opinion_reinforcement": rho}))
+        extremity[rho] = float(np.abs(sim.world.population.opinion).mean())
+    assert extremity[0.05] > extremity[0.0] + 0.02
+
+    def distance(params: dict[str, Any], out: Path) -> float:
+        sim = run(small(**base, **{"policy.params": params, "clock.ticks": 12}), out)
+        imps = read_table(out, "impressions")
+        imps = imps[imps["source"] == "rec"]
+        x = sim.world.population.opinion0[imps["user"]]
+        return float(np.abs(x - sim.world.catalog.stance[imps["item"]]).mean())
+
+    aware = distance({}, Path(tempfile.mkdtemp()) / "a")
+    blind = distance({"use_stance": False}, Path(tempfile.mkdtemp()) / "b")
+    bridging = distance({"use_stance": False, "bridging": 1.0}, Path(tempfile.mkdtemp()) / "c")
+    assert aware < blind - 0.1
+    assert bridging > blind + 0.1

@@ -44,7 +44,9 @@ class OracleView:
     ground-truth intent of each user's standing instruction: ``intent_more`` / ``intent_less``
     topic indices (−1 none) and ``intent_fresh`` (it asked for nothing already seen).
     ``boredom_weight`` ``[n]`` and the user model's utility weights
-    ``w_taste``, ``w_quality``, ``w_repeat`` let an oracle score items as the user will.
+    ``w_taste``, ``w_quality``, ``w_repeat`` let an oracle score items as the user will;
+    ``opinion`` ``[n]`` and ``w_stance`` (confirmation bias) add how much the user likes content
+    that agrees with it.
     """
 
     taste: NDArray[np.float32]
@@ -57,6 +59,8 @@ class OracleView:
     w_taste: float
     w_quality: float
     w_repeat: float
+    opinion: NDArray[np.float32] | None = None
+    w_stance: float = 0.0
 
 
 class RecommendRequest:
