@@ -8,7 +8,7 @@ from statistics import NormalDist
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["jsd", "t_interval", "t_quantile"]
+__all__ = ["ci95", "jsd", "t_interval", "t_quantile"]
 
 # Two-sided 95% Student-t quantiles for 1..30 degrees of freedom.
 _T95 = (
@@ -45,6 +45,13 @@ def t_interval(values: ArrayLike, level: float = 0.95) -> tuple[float, float]:
         return mean, float("nan")
     df = arr.size - 1
     return mean, t_quantile(df, level) * float(arr.std(ddof=1)) / math.sqrt(arr.size)
+
+
+def ci95(values: ArrayLike) -> tuple[float, float]:
+    """Mean and 95% t-interval half-width of the finite ``values`` (NaN and inf skipped): the
+    cell of the benchmark and experiment tables."""
+    arr = np.asarray(values, np.float64).ravel()
+    return t_interval(arr[np.isfinite(arr)])
 
 
 def jsd(p: NDArray[np.floating], q: NDArray[np.floating]) -> float:

@@ -20,15 +20,15 @@ import math
 import os
 import re
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from recoworld._parallel import run_tasks
+from recoworld._stats import ci95
 from recoworld.errors import ConfigError
 
 __all__ = [
@@ -206,23 +206,12 @@ def run_suite(
         for seed in range(n_seeds)
         for spec in suite.policies
     ]
-    rows: list[dict[str, Any]] = []
-    if jobs <= 1:
-        for spec, seed, run_dir in tasks:
-            rows.append(_run_one(suite.scenario, suite.overrides, spec, seed, run_dir))
-            if on_done is not None:
-                on_done(rows[-1])
-    else:
-        # spawn: no fork of a process holding threads (kernels, background pools)
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            futures = [
-                pool.submit(_run_one, suite.scenario, suite.overrides, spec, seed, run_dir)
-                for spec, seed, run_dir in tasks
-            ]
-            for future in as_completed(futures):
-                rows.append(future.result())
-                if on_done is not None:
-                    on_done(rows[-1])
+    rows = run_tasks(
+        _run_one,
+        [(suite.scenario, suite.overrides, spec, seed, run_dir) for spec, seed, run_dir in tasks],
+        jobs=jobs,
+        on_done=on_done,
+    )
     order = {spec.label: j for j, spec in enumerate(suite.policies)}
     frame = pd.DataFrame(rows)
     frame = frame.sort_values(
@@ -234,12 +223,6 @@ def run_suite(
     (out / "summary.md").write_text(summarize(frame, suite), encoding="utf-8")
     _plots(frame, out)
     return frame
-
-
-def _ci95(values: np.ndarray) -> tuple[float, float]:
-    from recoworld._stats import t_interval
-
-    return t_interval(values[np.isfinite(values)])
 
 
 def summarize(frame: pd.DataFrame, suite: Suite) -> str:
@@ -257,7 +240,7 @@ def summarize(frame: pd.DataFrame, suite: Suite) -> str:
         part = frame[frame["policy"] == spec.label]
         cells = []
         for name in FIGURES:
-            mean, half = _ci95(part[name].to_numpy(np.float64))
+            mean, half = ci95(part[name].to_numpy(np.float64))
             cells.append("n/a" if math.isnan(mean) else f"{mean:.3f} ± {half:.3f}")
         lines.append(f"| {spec.label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -129,6 +129,40 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
+    experiment = sub.add_parser(
+        "experiment",
+        help="run a social-phenomenon experiment: conditions x seeds, a table and plots",
+        description=(
+            "Run every condition of an experiment on seeds 0..N-1 (in parallel processes), then "
+            "write results.csv (one row per seed and condition), series.csv, summary.md (means "
+            "with 95%% confidence intervals) and plots, and print the table. --set applies to "
+            "every condition: scenario keys, or the experiment's parameters as params.NAME. "
+            "See docs/experiments.md."
+        ),
+        epilog="examples:\n  recoworld experiment --list\n"
+        "  recoworld experiment cascade-theory --seeds 5\n"
+        "  recoworld experiment cascade-theory --set world.graph.mean_degree=4 "
+        "--set params.runs=400\n"
+        "  recoworld experiment filter-bubble --seeds 5 --jobs 2 --out runs/fb\n"
+        "  recoworld experiment filter-bubble --set world.n_users=500 --set clock.days=1\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    experiment.add_argument("name", nargs="?", help="experiment name (see --list)")
+    experiment.add_argument("--list", action="store_true", help="list the experiments and exit")
+    experiment.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
+    experiment.add_argument(
+        "--out", type=Path, help="output folder (default: runs/experiment-<name>)"
+    )
+    experiment.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario key or a parameter (params.NAME) in every condition (repeatable)",
+    )
+    experiment.add_argument("--jobs", type=int, default=1, help="parallel processes")
+    experiment.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
     replay = sub.add_parser(
         "replay",
         help="re-run an LLM run from its response cache, with no server, and compare",
@@ -399,6 +433,60 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         run_suite(suite, out, jobs=args.jobs, seeds=args.seeds, on_done=done)
     print((out / "summary.md").read_text(encoding="utf-8"))
     print(f"Results: {out.resolve()} (results.csv, results.parquet, summary.md, plots/)")
+    return 0
+
+
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from recoworld.experiments import get_experiment, list_experiments, run_experiment
+    from recoworld.experiments.runner import summary_cells
+
+    if args.list:
+        table = Table(title="recoworld experiments (recoworld experiment NAME)")
+        table.add_column("name", style="bold")
+        table.add_column("scenario")
+        table.add_column("conditions")
+        table.add_column("description")
+        for exp in list_experiments():
+            table.add_row(exp.name, exp.scenario, ", ".join(exp.conditions), exp.description)
+        Console(width=120).print(table)
+        return 0
+    if not args.name:
+        raise RecoworldError(
+            "experiment: give an experiment name, or --list to see them "
+            "(e.g. recoworld experiment cascade-theory)"
+        )
+    exp = get_experiment(args.name)
+    if args.seeds < 1:
+        raise RecoworldError(f"--seeds: expected an integer >= 1, got {args.seeds}")
+    if args.jobs < 1:
+        raise RecoworldError(f"--jobs: expected an integer >= 1, got {args.jobs}")
+    out = args.out or Path("runs") / f"experiment-{exp.name}"
+    frame = run_experiment(
+        exp,
+        seeds=args.seeds,
+        out=out,
+        overrides=_parse_set(args.set),
+        jobs=args.jobs,
+        progress=not args.quiet,
+    )
+    table = Table(
+        title=f"recoworld experiment {exp.name} — {frame['seed'].nunique()} seed(s), "
+        "mean ± 95% CI half-width"
+    )
+    table.add_column("metric")
+    cells = summary_cells(frame, exp)
+    for label in cells:
+        table.add_column(label, justify="right")
+    for name in exp.summary_metrics:
+        table.add_row(name, *(cells[label][name] for label in cells))
+    Console(width=max(100, 32 + 20 * len(cells))).print(table)
+    plots = sorted(p.name for p in (out / "plots").glob("*.png"))
+    print(f"Results: {out.resolve()} (results.csv, summary.md, experiment.json", end="")
+    print(", series.csv" if (out / "series.csv").is_file() else "", end="")
+    print(f", plots/: {', '.join(plots)})" if plots else ")")
     return 0
 
 
@@ -689,6 +777,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_replay(args)
         if args.command == "bench":
             return _cmd_bench(args)
+        if args.command == "experiment":
+            return _cmd_experiment(args)
         if args.command == "personas":
             return _cmd_personas(args)
         if args.command == "calibrate":
