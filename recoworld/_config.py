@@ -10,6 +10,7 @@ Errors are :class:`~recoworld.errors.ConfigError` and name the dotted key and wh
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import types
@@ -159,7 +160,9 @@ def override(obj: T, updates: Mapping[str, Any]) -> T:
                 where = ".".join(parts[: i + 1])
                 raise ConfigError(f"{where}: unknown section (in override '{dotted}')")
             node = node[part]
-        node[parts[-1]] = value
+        # A copy: a later dotted key (policy.params.lam) writes into this value, which must not
+        # be the caller's own mapping.
+        node[parts[-1]] = copy.deepcopy(value)
     return from_mapping(type(obj), data)
 
 

@@ -512,3 +512,13 @@ def test_world_seed_fixes_the_world_across_run_seeds() -> None:
     assert not (free[0].population.taste == free[1].population.taste).all()
     with pytest.raises(ConfigError, match=r"world\.seed"):
         override(base, {"world.seed": -1})
+
+
+def test_override_copies_the_values_it_is_given() -> None:
+    from recoworld.config import override
+    from recoworld.scenario import load_scenario
+
+    params = {"base": "mf"}
+    config = override(load_scenario("default"), {"policy.params": params, "policy.params.lam": 0.3})
+    assert params == {"base": "mf"}
+    assert config.policy.params == {"base": "mf", "lam": 0.3}
