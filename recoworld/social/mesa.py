@@ -23,8 +23,6 @@ import inspect
 import itertools
 import os
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,6 +39,7 @@ except ImportError as exc:
     ) from exc
 
 from recoworld._config import override
+from recoworld._parallel import run_tasks
 from recoworld.config import ScenarioConfig
 from recoworld.scenario import load_scenario
 from recoworld.schedule import Simulation, TickStats
@@ -494,13 +493,9 @@ def sweep(
     tasks = [(run_id, i, kwargs, limit, data_collection_period) for run_id, i, kwargs in runs]
     if number_processes is None:
         number_processes = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    results: list[list[dict[str, Any]]]
-    if number_processes <= 1 or len(tasks) <= 1:
-        results = [_run_one(*task) for task in tasks]
-    else:
-        # mesa.batch_run's own pool uses the global start method (which `import mesa` forces
-        # to "spawn"); ours names its context, whatever another import set since.
-        workers = min(number_processes, len(tasks))
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            results = list(pool.map(_run_one, *zip(*tasks, strict=True)))
+    # mesa.batch_run's own pool uses the global start method (which `import mesa` forces to
+    # "spawn"); run_tasks names its context, whatever another import set since. Results come
+    # back in completion order: the rows are put back in run order.
+    results = run_tasks(_run_one, tasks, jobs=number_processes)
+    results.sort(key=lambda rows: rows[0]["RunId"] if rows else -1)
     return pd.DataFrame([row for rows in results for row in rows])
