@@ -403,3 +403,36 @@ def test_biased_assimilation_and_an_engagement_feed_polarize() -> None:
     bridging = distance({"use_stance": False, "bridging": 1.0}, Path(tempfile.mkdtemp()) / "c")
     assert aware < blind - 0.1
     assert bridging > blind + 0.1
+
+
+def test_social_behaviours_on_a_real_friend_graph(tmp_path: Path) -> None:
+    """Last.fm's friend graph plugs in as the follow graph; shares travel along its edges."""
+    from .conftest import shared_dataset
+
+    folder = shared_dataset("lastfm-2k")
+    config = override(
+        load_scenario("social"),
+        {
+            "world.dataset": str(folder),
+            "clock.ticks": 72,
+            "clock.start_hour": 18,
+            "clock.start_rate": 4.0,
+            "social.post_rate": 0.02,
+            "social.follow_rate": 0.05,
+            "users.w_stance": 1.0,
+        },
+    )
+    sim = Simulation(config, out_dir=tmp_path / "run")
+    src, dst = sim.world.graph.edges()
+    friends = set(zip(src.tolist(), dst.tolist(), strict=True))
+    assert sim.world.n_users == 1893
+    assert len(friends) > 20_000
+    sim.run()
+    social = read_table(tmp_path / "run", "social")
+    reshares = social[(social["kind"] == "share") & social["parent_user"].notna()]
+    assert len(reshares) > 20
+    follows = social[social["kind"] == "follow"]
+    edges = friends | set(zip(follows["user"], follows["target"], strict=True))
+    # A reshare's parent is someone the resharer follows (a friend, or followed during the run).
+    pairs = zip(reshares["user"], reshares["parent_user"].astype(int), strict=True)
+    assert all(pair in edges for pair in pairs)
