@@ -179,6 +179,9 @@ def _build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--out", type=Path, help="replay folder (default: RUN_DIR-replay)")
     replay.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
+    from recoworld.probe import add_probe_parser
+
+    add_probe_parser(sub)
     envs = sub.add_parser(
         "envs",
         help="list the shipped scenarios and the registered environments",
@@ -777,6 +780,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_replay(args)
         if args.command == "bench":
             return _cmd_bench(args)
+        if args.command == "probe":
+            from recoworld.probe import probe_main
+
+            return probe_main(args)
         if args.command == "experiment":
             return _cmd_experiment(args)
         if args.command == "personas":

@@ -14,6 +14,7 @@ __all__ = [
     "LLMError",
     "OPEError",
     "PolicyError",
+    "ProbeError",
     "RecoworldError",
     "RenderModeError",
     "ScenarioNotFoundError",
@@ -53,6 +54,12 @@ class ScenarioNotFoundError(RecoworldError, FileNotFoundError):
 
 class PolicyError(RecoworldError, ValueError):
     """A recommender policy returned something the schedule cannot use (e.g. an invalid slate)."""
+
+
+class ProbeError(RecoworldError, ValueError):
+    """A creator probe (``recoworld probe``) cannot run as asked: an item file that is missing or
+    malformed, a topic the world does not have, a segment expression that does not parse or
+    names an unknown column, or a segment with no users. The message says what to change."""
 
 
 class TrajectoryError(RecoworldError):

@@ -203,19 +203,23 @@ class SocialEngine:
         emb = taste + noise.astype(np.float32)
         emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         topic = np.argmax(np.einsum("ud,td->ut", taste, cat.topic_centroids), axis=1)
-        rows = np.arange(cat.n_live, cat.n_live + k)
-        cat.embedding[rows] = emb
-        cat.topic[rows] = topic
-        cat.stance[rows] = np.clip(pop.opinion[authors] + stance_noise, -1.0, 1.0)
-        cat.quality[rows] = quality
-        cat.created_tick[rows] = t
-        cat.author[rows] = authors
-        names = cat.topic_names
-        for row, user, top in zip(rows.tolist(), authors.tolist(), topic.tolist(), strict=True):
-            cat.title[row] = f"{names[top]} post by user {user}"
-            cat.summary[row] = f"A {names[top]} post by user {user}."
-        cat.n_live += k
-        return authors, rows.astype(np.int32)
+        names = [cat.topic_names[t] for t in topic.tolist()]
+        items = cat.add_items(
+            title=[
+                f"{name} post by user {u}" for name, u in zip(names, authors.tolist(), strict=True)
+            ],
+            summary=[
+                f"A {name} post by user {u}."
+                for name, u in zip(names, authors.tolist(), strict=True)
+            ],
+            topic=topic,
+            embedding=emb,
+            quality=quality,
+            stance=np.clip(pop.opinion[authors] + stance_noise, -1.0, 1.0),
+            created_tick=t,
+            author=authors,
+        )
+        return authors, items
 
     def follow(self, feed: Feed, r: Responses) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """Each user on the page proposes a follow with probability ``follow_rate``; returns the

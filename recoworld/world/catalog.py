@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["COUNTERS", "Catalog"]
 
@@ -30,7 +31,8 @@ class Catalog:
     note), and what that means to users, kept by the schedule: ``utility_shift`` (added to an
     item's utility; a label's penalty) and ``share_factor`` (multiplies its share probability).
     Rows ``n_live`` and beyond are reserved for posts not yet made (:meth:`reserve`); only
-    rows below ``n_live`` are ever candidates.
+    rows below ``n_live`` are ever candidates. :meth:`add_items` writes new items into the next
+    free rows.
     """
 
     title: NDArray[np.object_]
@@ -93,6 +95,64 @@ class Catalog:
         }
         for name, extra in grow.items():
             setattr(self, name, np.concatenate([getattr(self, name), extra]))
+
+    def add_items(
+        self,
+        *,
+        title: Sequence[str],
+        summary: Sequence[str],
+        topic: ArrayLike,
+        embedding: ArrayLike,
+        quality: ArrayLike,
+        stance: ArrayLike,
+        created_tick: ArrayLike,
+        author: ArrayLike | None = None,
+        creator: ArrayLike | None = None,
+        misinfo: ArrayLike | None = None,
+    ) -> NDArray[np.int32]:
+        """Write ``k`` new items into the next free rows and make them live (``n_live`` grows
+        by ``k``); returns their ids.
+
+        ``title`` and ``summary`` hold ``k`` texts, ``embedding`` ``[k, dim]`` (written as given:
+        pass unit vectors); ``topic``, ``quality``, ``stance``, ``created_tick`` and the
+        optional ``author`` (default −1, no user), ``creator`` (default −1) and ``misinfo``
+        (default false) are ``k`` values or one for all. Counters start at 0, ``labeled`` false,
+        ``utility_shift`` 0 and ``share_factor`` 1 — what a label or falsehood means to users is
+        the social engine's (``SocialEngine.refresh_items``). When fewer than ``k`` rows are
+        free, rows are reserved first (:meth:`reserve`), which reallocates every column: grow
+        the catalogue before anything holds its arrays (before a ``Simulation`` is built), or
+        :meth:`reserve` enough rows up front.
+        """
+        k = len(title)
+        dim = self.embedding.shape[1]
+        emb = np.asarray(embedding, dtype=np.float32)
+        if len(summary) != k or emb.shape != (k, dim):
+            raise ValueError(
+                f"add_items: expected {k} summaries and embeddings of shape ({k}, {dim}), got "
+                f"{len(summary)} and {emb.shape}"
+            )
+        if k == 0:
+            return np.zeros(0, np.int32)
+        if self.n_free < k:
+            self.reserve(k)
+        rows = np.arange(self.n_live, self.n_live + k)
+
+        def values(value: ArrayLike | None, default: float, dtype: type) -> NDArray:
+            given = default if value is None else value
+            return np.broadcast_to(np.asarray(given, dtype=dtype), (k,))
+
+        self.title[rows] = list(title)
+        self.summary[rows] = list(summary)
+        self.embedding[rows] = emb
+        self.topic[rows] = values(topic, 0, np.int16)
+        self.quality[rows] = values(quality, 0.0, np.float32)
+        self.stance[rows] = values(stance, 0.0, np.float32)
+        self.created_tick[rows] = values(created_tick, 0, np.int32)
+        self.author[rows] = values(author, -1, np.int32)
+        self.creator[rows] = values(creator, -1, np.int32)
+        self.misinfo[rows] = values(misinfo, False, np.bool_)
+        self.n_live += k
+        return rows.astype(np.int32)
 
     @property
     def n_free(self) -> int:
