@@ -356,35 +356,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _execute(sim: Any, out: Path, title: str, quiet: bool) -> int:
     """Run ``sim`` with a progress bar and Ctrl-C handling; print the summary."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from recoworld._progress import tick_progress
     from recoworld.metrics.summary import summarize_run
-    from recoworld.schedule import TickStats
 
-    err = Console(stderr=True)
     n_ticks = sim.n_ticks
-    clock = sim.world.clock
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("tick {task.completed:>5.0f}/{task.total:.0f}"),
-        TextColumn("{task.fields[when]}"),
-        TextColumn("active {task.fields[active]:>7}"),
-        TimeElapsedColumn(),
-        console=err,
-        disable=quiet,
-        transient=False,
-    )
     status = "failed"
-    with progress, _StopFlag() as stop:
-        task = progress.add_task(title, total=n_ticks, when="", active=0)
-
-        def on_tick(stats: TickStats) -> None:
-            t = stats.tick + 1
-            when = f"day {clock.day(t)} {clock.hour_of_day(t):02d}:{clock.minutes(t) % 60:02d}"
-            progress.update(task, completed=t, when=when, active=stats.active)
-
+    with tick_progress(sim, title, quiet=quiet) as on_tick, _StopFlag() as stop:
         result = sim.run(progress=on_tick, should_stop=stop)
         status = result.status
     summary = summarize_run(out)
@@ -406,9 +383,7 @@ def _execute(sim: Any, out: Path, title: str, quiet: bool) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from recoworld._progress import count_progress
     from recoworld.bench import load_suite, run_suite
 
     suite = load_suite(args.suite)
@@ -418,17 +393,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise RecoworldError(f"--jobs: expected an integer >= 1, got {args.jobs}")
     out = args.out or Path("runs") / f"bench-{suite.name}"
     n = len(suite.policies) * (args.seeds or suite.seeds)
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[last]}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=args.quiet,
-    )
+    progress, task = count_progress(f"bench {suite.name}", n, quiet=args.quiet)
     with progress:
-        task = progress.add_task(f"bench {suite.name}", total=n, last="")
 
         def done(row: dict[str, Any]) -> None:
             progress.update(task, advance=1, last=f"{row['policy']} seed {row['seed']}")

@@ -1094,8 +1094,8 @@ def probe_main(args: argparse.Namespace) -> int:
 
 def _probe_command(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from recoworld._progress import tick_progress
     from recoworld.cli import _parse_set, _StopFlag
 
     item = load_item(args.item)
@@ -1119,26 +1119,8 @@ def _probe_command(args: argparse.Namespace) -> int:
             by=args.by,
         )
     sim = probe.sim
-    clock = sim.world.clock
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("tick {task.completed:>5.0f}/{task.total:.0f}"),
-        TextColumn("{task.fields[when]}"),
-        TextColumn("active {task.fields[active]:>7}"),
-        TimeElapsedColumn(),
-        console=err,
-        disable=quiet,
-        transient=False,
-    )
-    with progress, _StopFlag() as stop:
-        task = progress.add_task(f"probe {args.item.stem}", total=sim.n_ticks, when="", active=0)
-
-        def on_tick(stats: TickStats) -> None:
-            t = stats.tick + 1
-            when = f"day {clock.day(t)} {clock.hour_of_day(t):02d}:{clock.minutes(t) % 60:02d}"
-            progress.update(task, completed=t, when=when, active=stats.active)
-
+    title = f"probe {args.item.stem}"
+    with tick_progress(sim, title, quiet=quiet) as on_tick, _StopFlag() as stop:
         report = probe.run(progress=on_tick, should_stop=stop)
     if args.json:
         print(json.dumps(report.data, indent=2))

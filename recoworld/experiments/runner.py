@@ -153,18 +153,9 @@ def _safe(label: str) -> str:
 def _progress(exp: Experiment, total: int, show: bool) -> tuple[Any, Any]:
     if not show:
         return None, None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from recoworld._progress import count_progress
 
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[last]}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-    )
-    return bar, bar.add_task(f"experiment {exp.name}", total=total, last="")
+    return count_progress(f"experiment {exp.name}", total)
 
 
 def _collect(
