@@ -492,6 +492,49 @@ def test_topic_entropy_by_hand() -> None:
         topic_entropy(imps, TOPIC, 4, window=0)
 
 
+def test_topic_entropy_miller_madow() -> None:
+    imps = pd.DataFrame(
+        {
+            "tick": [0, 1, 0, 1, 5, 0, 6],
+            "user": [0, 0, 1, 1, 1, 2, 2],
+            "item": [0, 1, 0, 2, 3, 0, 2],
+        }
+    )
+    log4 = math.log(4)
+    mm = topic_entropy(imps, TOPIC, 4, correction="miller-madow")
+    # u0: one topic, N = 2 → H = 0, no correction (K_obs − 1 = 0)
+    # u1: three topics once each → log 3 + 2/6 (> log 4: clipped to 1)
+    # u2: two topics once each → log 2 + 1/4
+    assert mm.to_dict() == pytest.approx({0: 0.0, 1: 1.0, 2: (math.log(2) + 1 / 4) / log4})
+    plain = topic_entropy(imps, TOPIC, 4)
+    assert (mm >= plain).all()
+    assert topic_entropy(imps, TOPIC, 4, correction="none").equals(plain)
+    per_window = topic_entropy(imps, TOPIC, 4, window=5, correction="miller-madow")
+    got = {(r.user, r.window): r.topic_entropy for r in per_window.itertuples()}
+    assert got[(1, 0)] == pytest.approx((math.log(2) + 1 / 4) / log4)
+    assert got[(2, 1)] == 0.0
+    with pytest.raises(ValueError, match="correction"):
+        topic_entropy(imps, TOPIC, 4, correction="jackknife")  # type: ignore[arg-type]
+
+
+def test_topic_entropy_miller_madow_removes_most_of_the_short_history_bias() -> None:
+    # Exposure p_t ∝ 0.8^t over K = 12 topics (normalized entropy 0.899). With N = 24
+    # impressions per user the plug-in mean falls ~0.10 short; Miller–Madow removes over half
+    # of that (measured: 0.798 plain, 0.864 corrected; the rest is the O(1/N²) bias).
+    rng = np.random.default_rng(0)
+    k, n, users = 12, 24, 2000
+    p = 0.8 ** np.arange(k)
+    p /= p.sum()
+    truth = float(-(p * np.log(p)).sum() / math.log(k))
+    imps = pd.DataFrame(
+        {"user": np.repeat(np.arange(users), n), "item": rng.choice(k, users * n, p=p)}
+    )
+    plain = float(topic_entropy(imps, np.arange(k), k).mean())
+    corrected = float(topic_entropy(imps, np.arange(k), k, correction="miller-madow").mean())
+    assert truth - plain > 0.08
+    assert 0.0 < truth - corrected < (truth - plain) / 2
+
+
 def test_homogenization_by_hand_and_by_brute_force() -> None:
     # u0 sees topic 0 twice, u1 topic 0 once, u2 topic 1: cosines 1, 0, 0 → 1/3
     imps = pd.DataFrame({"tick": [0, 0, 1, 2], "user": [0, 0, 1, 2], "item": [0, 1, 0, 2]})

@@ -16,12 +16,16 @@ windows of ``params.window_hours`` hours. Per window, with
 
 - ``entropy``: mean over users shown something in the window of the normalized entropy of the
   topics they were shown (0: one topic, 1: all topics equally);
+- ``entropy_mm``: the same with the Miller–Madow bias correction (``correction="miller-madow"``:
+  + (topics seen − 1) / (2 · impressions) per user before normalizing), which removes most of
+  the plug-in entropy's downward bias on short histories;
 - ``homogenization``: mean cosine similarity over pairs of those users of their topic-exposure
   counts (1: everyone sees the same topic mix).
 
-Row metrics: both in the first and the last window and their drift (last − first), the mean
-number of impressions per exposed user in those windows (the entropy of a short history is
-biased low, so compare it across feeds with this in mind), CTR and return rate. The per-window
+Row metrics: each in the first and the last window and their drift (last − first), the mean
+number of impressions per exposed user in those windows (the plug-in entropy of a short history
+is biased low, so feeds with short sessions look narrower: compare them by ``entropy_mm``), CTR
+and return rate. The per-window
 curves are the series. The trajectory is deleted after the metrics are computed unless
 ``params.keep_runs`` is true.
 """
@@ -53,6 +57,7 @@ class FilterBubble(Experiment):
     """
 
     name: ClassVar[str] = "filter-bubble"
+    version: ClassVar[int] = 1  # 1: the Miller–Madow entropy columns
     description: ClassVar[str] = (
         "Similarity feed (itemknn) vs random vs diversified (mmr): users' topic entropy and "
         "population homogenization of exposures over time"
@@ -71,6 +76,9 @@ class FilterBubble(Experiment):
         "bubble/entropy_first",
         "bubble/entropy_last",
         "bubble/entropy_drift",
+        "bubble/entropy_mm_first",
+        "bubble/entropy_mm_last",
+        "bubble/entropy_mm_drift",
         "bubble/homogenization_first",
         "bubble/homogenization_last",
         "bubble/homogenization_drift",
@@ -118,9 +126,19 @@ class FilterBubble(Experiment):
         per_user = topic_entropy(impressions, catalog.topic, catalog.n_topics, window=window)
         if not isinstance(per_user, pd.DataFrame):  # pragma: no cover - windowed form
             raise TypeError("topic_entropy with a window returns a DataFrame")
+        corrected = topic_entropy(
+            impressions,
+            catalog.topic,
+            catalog.n_topics,
+            window=window,
+            correction="miller-madow",
+        )
+        if not isinstance(corrected, pd.DataFrame):  # pragma: no cover - windowed form
+            raise TypeError("topic_entropy with a window returns a DataFrame")
         curves = per_user.groupby("window").agg(
             entropy=("topic_entropy", "mean"), users=("user", "size")
         )
+        curves["entropy_mm"] = corrected.groupby("window")["topic_entropy"].mean()
         shown = impressions.assign(window=impressions["tick"] // window)
         curves["impressions_per_user"] = shown.groupby("window").size() / curves["users"]
         curves["homogenization"] = homogenization(
@@ -136,6 +154,9 @@ class FilterBubble(Experiment):
             "bubble/entropy_first": at("entropy", 0),
             "bubble/entropy_last": at("entropy", -1),
             "bubble/entropy_drift": at("entropy", -1) - at("entropy", 0),
+            "bubble/entropy_mm_first": at("entropy_mm", 0),
+            "bubble/entropy_mm_last": at("entropy_mm", -1),
+            "bubble/entropy_mm_drift": at("entropy_mm", -1) - at("entropy_mm", 0),
             "bubble/homogenization_first": at("homogenization", 0),
             "bubble/homogenization_last": at("homogenization", -1),
             "bubble/homogenization_drift": at("homogenization", -1) - at("homogenization", 0),
@@ -166,7 +187,10 @@ class FilterBubble(Experiment):
                 ax.fill_between(
                     mean.index, low[column], high[column], color=f"C{j}", alpha=0.15, lw=0
                 )
-        axes[0].set_ylabel("mean normalized topic entropy per user")
+            if "entropy_mm" in part:
+                mm = part.groupby("hours")["entropy_mm"].mean()
+                axes[0].plot(mm.index, mm, ls="--", lw=1, color=f"C{j}")
+        axes[0].set_ylabel("mean normalized topic entropy per user (dashed: Miller–Madow)")
         axes[0].set_title("Topic entropy of each user's exposures")
         axes[1].set_ylabel("mean pairwise cosine of topic mixes")
         axes[1].set_title("Homogenization of the population")

@@ -12,12 +12,17 @@ import difflib
 from recoworld.errors import ConfigError
 from recoworld.experiments.base import Experiment
 from recoworld.experiments.cascade import CascadeTheory
+from recoworld.experiments.echo_chamber import EchoChamber
 from recoworld.experiments.filter_bubble import FilterBubble
+from recoworld.experiments.herding import Herding
+from recoworld.experiments.misinformation import Misinformation
 
 __all__ = ["EXPERIMENTS", "get_experiment", "list_experiments"]
 
 #: Every experiment by name, in listing order.
-EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (CascadeTheory(), FilterBubble())}
+EXPERIMENTS: dict[str, Experiment] = {
+    e.name: e for e in (CascadeTheory(), FilterBubble(), EchoChamber(), Herding(), Misinformation())
+}
 
 
 def list_experiments() -> list[Experiment]:

@@ -799,15 +799,25 @@ def topic_entropy(
     *,
     by: str = "user",
     window: int | None = None,
+    correction: Literal["none", "miller-madow"] = "none",
 ) -> pd.Series | pd.DataFrame:
     """Normalized topic entropy of what each ``by`` group (default: each user) was shown:
     H_u / log K with H_u = −Σ_t p_ut log p_ut, p_ut the share of u's impressions of topic t and
     K = ``n_topics`` (0: one topic only — a filter bubble; 1: every topic equally).
 
+    The plug-in H_u is biased low for short histories (its expectation falls short of the true
+    entropy by about (K − 1) / (2N)). ``correction="miller-madow"`` adds the Miller–Madow term:
+    H_u + (K_u − 1) / (2 N_u), K_u the number of topics u was shown at least once and N_u u's
+    impressions (in the window), then divides by log K and clips to [0, 1] (the corrected value
+    can exceed log K for a near-uniform short history). Use it to compare groups shown
+    different numbers of items.
+
     Without ``window``: a Series indexed by the ``by`` values. With ``window`` = w ticks: one
     row per (group, window) with exposure, window = ⌊tick / w⌋, as a DataFrame with columns
     ``by, window, topic_entropy`` (its drift over windows shows a bubble closing). Every
     impression passed counts: filter ``source == "rec"`` first for the recommender's part."""
+    if correction not in ("none", "miller-madow"):
+        raise ValueError(f"correction: expected 'none' or 'miller-madow', got {correction!r}")
     _check_window(window)
     need = ("item", by) if window is None else ("item", "tick", by)
     _require(impressions, need, "impressions")
@@ -827,8 +837,11 @@ def topic_entropy(
     c = count.astype(np.float64)
     total = np.bincount(group, weights=c)
     plogp = np.bincount(group, weights=c * np.log(c))
-    entropy = (np.log(total) - plogp / total) / math.log(int(n_topics))
-    entropy = np.maximum(entropy, 0.0)  # rounding
+    nats = np.log(total) - plogp / total
+    if correction == "miller-madow":
+        observed = np.bincount(group).astype(np.float64)  # topics seen at least once
+        nats = nats + (observed - 1.0) / (2.0 * total)
+    entropy = np.clip(nats / math.log(int(n_topics)), 0.0, 1.0)  # rounding; MM may exceed 1
     if window is None:
         return pd.Series(entropy, index=pd.Index(first[by], name=by), name="topic_entropy")
     return first.assign(topic_entropy=entropy)

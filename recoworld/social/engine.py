@@ -23,12 +23,27 @@ from recoworld.social.classic import opinion_step
 from recoworld.users.base import SOURCE_SOCIAL, Feed, Responses
 from recoworld.world.world import World
 
-__all__ = ["KIND", "SocialEngine", "SocialEvents"]
+__all__ = ["KIND", "SocialEngine", "SocialEvents", "votes_of"]
 
 logger = logging.getLogger(__name__)
 
 #: ``social.kind`` codes (``recoworld.trajectory.schema.SOCIAL_KINDS``).
 KIND = {"share": 0, "post": 1, "follow": 2, "unfollow": 3, "mute": 4}
+
+
+def votes_of(
+    liked: NDArray[np.bool_],
+    clicked: NDArray[np.bool_],
+    rating: NDArray[np.floating],
+    downvote_rating: float,
+) -> NDArray[np.int64]:
+    """The vote each response casts: +1 for a like, −1 for a click rated at most
+    ``downvote_rating`` without a like, 0 otherwise (a NaN rating — no click — is no vote).
+    Elementwise over arrays of one shape, e.g. a page or the ``responses`` table's columns."""
+    liked = np.asarray(liked, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        down = np.asarray(clicked, dtype=bool) & ~liked & (np.asarray(rating) <= downvote_rating)
+    return liked.astype(np.int64) - down.astype(np.int64)
 
 
 @dataclass(slots=True)
@@ -165,13 +180,10 @@ class SocialEngine:
         """Likes are up-votes; a click rated at most ``downvote_rating`` without a like is a
         down-vote. The item's net score (``Catalog.votes``) is visible to later users."""
         cat = self.world.catalog
-        up = r.liked
-        with np.errstate(invalid="ignore"):
-            down = r.clicked & ~r.liked & (r.rating <= self.config.users.downvote_rating)
-        if not (up.any() or down.any()):
+        votes = votes_of(r.liked, r.clicked, r.rating, self.config.users.downvote_rating)
+        touched = votes != 0
+        if not touched.any():
             return
-        votes = up.astype(np.int64) - down.astype(np.int64)
-        touched = up | down
         np.add.at(cat.votes, feed.items[touched], votes[touched])
 
     def post(self, t: int, users: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray]:
