@@ -185,6 +185,13 @@ class Simulation:
         self.totals = Totals()
         self._committed = Totals()
         self._next_session = 0
+        #: Users this simulation serves (``None``: everyone). A shard of a sharded world owns a
+        #: part of the population: only its users start sessions here.
+        self.owned: NDArray[np.bool_] | None = None
+        #: Session ids are ``session_offset + session_stride · k`` for the k-th session opened
+        #: here, so that shards of one world never give the same id twice.
+        self.session_offset = 0
+        self.session_stride = 1
         self._privileged = bool(getattr(self.policy, "privileged", False))
         self._in_step = False
         self._pending: tuple[int, NDArray[np.int64], RecommendRequest | None] | None = None
@@ -354,7 +361,10 @@ class Simulation:
 
     def _1_activate(self, t: int) -> NDArray[np.int64]:
         pop = self.world.population
-        due = np.flatnonzero(~pop.in_session & ~pop.churned & (pop.next_active <= t))
+        ready = ~pop.in_session & ~pop.churned & (pop.next_active <= t)
+        if self.owned is not None:
+            ready &= self.owned
+        due = np.flatnonzero(ready)
         p = self._start_prob[self.world.clock.hour_of_day(t)]
         draws = self.streams["activation"].random(due.size)
         users = due[draws < p].astype(np.int64)
@@ -367,7 +377,8 @@ class Simulation:
             return
         self.user_model.start_session(self.world, users)
         pop.in_session[users] = True
-        pop.session_id[users] = self._next_session + np.arange(users.size)
+        k = self._next_session + np.arange(users.size)
+        pop.session_id[users] = self.session_offset + self.session_stride * k
         self._next_session += int(users.size)
         pop.session_start[users] = t
         for column in (pop.session_pages, pop.session_items, pop.session_clicks):
@@ -475,7 +486,7 @@ class Simulation:
         row, rank = np.nonzero(r.shared)
         sharers = users[row]
         shared_items = feed.items[row, rank]
-        recipients = deliver_shares(pop, world.graph, sharers, shared_items)
+        recipients = self.deliver(sharers, shared_items)
         events = [
             SocialEvents.of(
                 "share",
@@ -488,7 +499,7 @@ class Simulation:
         t = world.clock.tick
         authors, posts = social.post(t, users)
         if authors.size:
-            reach = deliver_shares(pop, world.graph, authors, posts)
+            reach = self.deliver(authors, posts)
             events.append(SocialEvents.of("post", authors, item=posts, recipients=reach))
         follows = social.follow(feed, r)
         unfollows, mutes = social.disagree(feed, r)
@@ -508,6 +519,12 @@ class Simulation:
         self.totals.unfollows += int(removed.size)
         self.totals.mutes += int(muted.size)
         return SocialEvents.concat(events)
+
+    def deliver(self, sharers: NDArray[np.int64], items: NDArray[np.int32]) -> NDArray[np.int64]:
+        """Stage 6: put each shared or posted ``items[j]`` into the inboxes of the followers of
+        ``sharers[j]`` (:func:`recoworld.feed.deliver_shares`); returns the recipients of each.
+        A shard of a sharded world overrides it to route followers it does not own."""
+        return deliver_shares(self.world.population, self.world.graph, sharers, items)
 
     def _7_instructions(self, feed: Feed, r: Responses) -> Instructions:
         pop = self.world.population
