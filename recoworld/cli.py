@@ -88,6 +88,13 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ticks", type=int, help="run exactly N ticks (clock.ticks)")
     run.add_argument("--policy", help="recommender policy name (policy.name)")
     run.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="N",
+        help="write checkpoint.pkl into the run folder every N ticks (record.checkpoint_every); "
+        "an interrupted run always leaves one; continue with `recoworld resume RUN_DIR`",
+    )
+    run.add_argument(
         "--set",
         action="append",
         default=[],
@@ -162,6 +169,27 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     experiment.add_argument("--jobs", type=int, default=1, help="parallel processes")
     experiment.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    resume = sub.add_parser(
+        "resume",
+        help="continue a run from its checkpoint, byte for byte",
+        description=(
+            "Continue a run from the checkpoint in its folder (written every "
+            "record.checkpoint_every ticks, and whenever a run is interrupted) to the scenario's "
+            "horizon, or for N more ticks; the run folder then holds exactly the trajectory of "
+            "a run that never stopped."
+        ),
+        epilog=(
+            "examples:\n"
+            "  recoworld run --users 100000 --days 7 --checkpoint-every 288 --out runs/week\n"
+            "  recoworld resume runs/week              # after Ctrl-C, a crash or a reboot\n"
+            "  recoworld resume runs/week/checkpoint.pkl --ticks 12"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    resume.add_argument("checkpoint", type=Path, help="run folder or checkpoint file")
+    resume.add_argument("--ticks", type=int, help="run N more ticks (default: to the horizon)")
+    resume.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     replay = sub.add_parser(
         "replay",
@@ -335,6 +363,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         ("clock.days", args.days),
         ("clock.ticks", args.ticks),
         ("policy.name", args.policy),
+        ("record.checkpoint_every", args.checkpoint_every),
         ("llm.client.base_urls", args.llm_base_url),
         ("llm.client.model", args.llm_model),
         ("llm.fraction", args.llm_fraction),
@@ -354,22 +383,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return _execute(sim, out, config.name, args.quiet)
 
 
-def _execute(sim: Any, out: Path, title: str, quiet: bool) -> int:
+def _execute(sim: Any, out: Path, title: str, quiet: bool, n_ticks: int | None = None) -> int:
     """Run ``sim`` with a progress bar and Ctrl-C handling; print the summary."""
     from recoworld._progress import tick_progress
     from recoworld.metrics.summary import summarize_run
 
-    n_ticks = sim.n_ticks
     status = "failed"
     with tick_progress(sim, title, quiet=quiet) as on_tick, _StopFlag() as stop:
-        result = sim.run(progress=on_tick, should_stop=stop)
+        result = sim.run(n_ticks, progress=on_tick, should_stop=stop)
         status = result.status
     summary = summarize_run(out)
-    _print_summary(summary, result.status, result.ticks, n_ticks)
+    _print_summary(summary, result.status, result.ticks, sim.horizon)
     print(f"Run folder: {out.resolve()}")
     if status == "interrupted":
         print(
-            f"recoworld: interrupted after {result.ticks} ticks; every completed tick is saved",
+            f"recoworld: interrupted after {result.ticks} ticks; every completed tick is saved; "
+            f"continue with: recoworld resume {out}",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
@@ -457,6 +486,18 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     print(", series.csv" if (out / "series.csv").is_file() else "", end="")
     print(f", plots/: {', '.join(plots)})" if plots else ")")
     return 0
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from recoworld.schedule import Simulation
+
+    if args.ticks is not None and args.ticks < 1:
+        raise RecoworldError(f"--ticks: expected an integer >= 1, got {args.ticks}")
+    sim = Simulation.resume(args.checkpoint)
+    if sim.recorder is None:
+        raise RecoworldError(f"{args.checkpoint}: the checkpoint of a run that recorded nothing")
+    out = sim.recorder.path
+    return _execute(sim, out, f"resume {sim.run_id}", args.quiet, args.ticks)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -742,6 +783,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "envs":
             return _cmd_envs(args)
+        if args.command == "resume":
+            return _cmd_resume(args)
         if args.command == "replay":
             return _cmd_replay(args)
         if args.command == "bench":

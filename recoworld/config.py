@@ -688,15 +688,25 @@ class RecordConfig:
         compression: Parquet codec.
         opinion_every: write every user's opinion to the ``opinions`` table every this many
             ticks; 0 (default): only before the first tick and after the last.
+        checkpoint_every: write ``checkpoint.pkl`` into the run folder every this many ticks
+            (``recoworld resume`` continues from it, byte for byte); 0 (default): only when a
+            run is interrupted.
     """
 
     flush_rows: int = 1_000_000
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
     opinion_every: int = 0
+    checkpoint_every: int = 0
 
     def __post_init__(self) -> None:
         check(self.flush_rows >= 1, "flush_rows", "an integer >= 1", self.flush_rows)
         check(self.opinion_every >= 0, "opinion_every", "an integer >= 0", self.opinion_every)
+        check(
+            self.checkpoint_every >= 0,
+            "checkpoint_every",
+            "an integer >= 0",
+            self.checkpoint_every,
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

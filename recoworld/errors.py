@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "BudgetExceeded",
+    "CheckpointError",
     "ConfigError",
     "DatasetError",
     "DependencyNotInstalled",
@@ -60,6 +61,11 @@ class ProbeError(RecoworldError, ValueError):
     """A creator probe (``recoworld probe``) cannot run as asked: an item file that is missing or
     malformed, a topic the world does not have, a segment expression that does not parse or
     names an unknown column, or a segment with no users. The message says what to change."""
+
+
+class CheckpointError(RecoworldError):
+    """A checkpoint cannot be written or read: mid-tick, missing, corrupt, or written by an
+    incompatible version of recoworld. The message says which."""
 
 
 class TrajectoryError(RecoworldError):

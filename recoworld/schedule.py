@@ -182,6 +182,8 @@ class Simulation:
         self._snapshot_tick: int | None = None  # last tick whose opinions were recorded
         self.run_id = run_id or f"{config.name}-seed{config.seed}"
         self.n_ticks = config.clock.n_ticks
+        #: The tick at which :meth:`run` stops by default: the scenario's horizon.
+        self.horizon = self.world.clock.tick + self.n_ticks
         self.totals = Totals()
         self._committed = Totals()
         self._next_session = 0
@@ -238,11 +240,7 @@ class Simulation:
         through this pair: ``begin_tick``, then a policy's (or an agent's) slates, then
         :meth:`end_tick`.
         """
-        if self.recorder is not None and self.recorder.closed:
-            raise RecoworldError(
-                "this simulation has finished and its trajectory is closed; "
-                "build a new Simulation to run again"
-            )
+        self._check_open()
         if self._pending is not None:
             raise RecoworldError("begin_tick called twice; call end_tick(slates) first")
         self._in_step = True
@@ -345,6 +343,13 @@ class Simulation:
             if self._snapshot_tick == self.world.clock.tick - 1:
                 self._snapshot_tick = None  # the start snapshot was discarded with the tick
         self._close_tick()
+
+    def _check_open(self) -> None:
+        if self.recorder is not None and self.recorder.closed:
+            raise RecoworldError(
+                "this simulation has finished and its trajectory is closed; "
+                "build a new Simulation to run again"
+            )
 
     def _close_tick(self) -> None:
         self.world.clock.tick += 1
@@ -742,24 +747,34 @@ class Simulation:
         progress: Callable[[TickStats], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> RunResult:
-        """Run ``n_ticks`` ticks (default: the scenario's horizon), then close the trajectory.
+        """Run ``n_ticks`` ticks (default: to the scenario's horizon — what is left of it after
+        a resume), then close the trajectory.
 
         ``should_stop`` is polled between ticks (e.g. set by a signal handler): the run then stops
-        cleanly as ``interrupted``. On any exception — Ctrl-C included — every completed tick is
-        still written before the exception propagates. A simulation runs once: afterwards its
-        trajectory is closed (open sessions recorded as ended at the horizon) and ``step`` and
-        ``run`` raise. To drive ticks one by one, call :meth:`step`, then :meth:`finish`.
+        cleanly as ``interrupted`` and, when it records, leaves a checkpoint in its run folder
+        (``recoworld resume`` continues it). With ``record.checkpoint_every`` set, a checkpoint
+        is also written every that many ticks. On any exception — Ctrl-C included — every
+        completed tick is still written before the exception propagates. A simulation runs
+        once: afterwards its trajectory is closed (open sessions recorded as ended at the
+        horizon) and ``step`` and ``run`` raise. To drive ticks one by one, call :meth:`step`,
+        then :meth:`finish`.
         """
-        end = self.world.clock.tick + (self.n_ticks if n_ticks is None else n_ticks)
+        self._check_open()
+        end = self.horizon if n_ticks is None else self.world.clock.tick + n_ticks
+        every = self.config.record.checkpoint_every if self.recorder is not None else 0
         status = "failed"
         try:
             while self.world.clock.tick < end:
                 if should_stop is not None and should_stop():
                     status = "interrupted"
+                    if self.recorder is not None:
+                        self.checkpoint()
                     break
                 stats = self.step()
                 if progress is not None:
                     progress(stats)
+                if every and (stats.tick + 1) % every == 0 and self.world.clock.tick < end:
+                    self.checkpoint()
                 reason = getattr(self.user_model, "stop_reason", None) or getattr(
                     self.policy, "stop_reason", None
                 )
@@ -775,6 +790,25 @@ class Simulation:
         finally:
             self.finish(status)
         return self.result(status)
+
+    def checkpoint(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Save everything the next tick needs (world, every random stream, the policy, the user
+        model, counters, where the trajectory stands) to ``path`` — by default
+        ``checkpoint.pkl`` in the run folder — between ticks; :meth:`resume` continues it byte
+        for byte (:mod:`recoworld.checkpoint`)."""
+        from recoworld.checkpoint import save_checkpoint
+
+        return save_checkpoint(self, path)
+
+    @classmethod
+    def resume(
+        cls, path: str | os.PathLike[str], *, out_dir: str | os.PathLike[str] | None = None
+    ) -> Simulation:
+        """The simulation saved by :meth:`checkpoint` (a checkpoint file, or a run folder holding
+        ``checkpoint.pkl``), continuing in its run folder (or ``out_dir``)."""
+        from recoworld.checkpoint import load_checkpoint
+
+        return load_checkpoint(path, out_dir=out_dir)
 
     def finish(self, status: str = "completed") -> None:
         """Close the open sessions (``horizon`` or ``interrupted``), the trajectory and the user

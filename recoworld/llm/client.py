@@ -734,6 +734,13 @@ class ClientSlot:
             self._client = LLMClient(self._config, offline=self._offline)
         return self._client
 
+    def __getstate__(self) -> dict[str, Any]:
+        """For a checkpoint: the settings, not a client built here (it is built again on use)."""
+        state = dict(self.__dict__)
+        if self._own:
+            state["_client"] = None
+        return state
+
     def close(self) -> None:
         """Close a client built here; an injected one stays open."""
         if self._own and self._client is not None:

@@ -212,6 +212,60 @@ class Recorder:
         self.closed = True
         self._write_manifest()
 
+    # -- checkpoint and resume ------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Where the trajectory stands, for a checkpoint (call after :meth:`flush`)."""
+        if self._buffered or any(self._batches.values()) or self._staged:
+            raise TrajectoryError("flush the recorder before taking its state")
+        return {
+            "path": str(self.path),
+            "flush_rows": self.flush_rows,
+            "compression": self.compression,
+            "manifest": dict(self.manifest),
+            "parts": self._parts,
+            "rows": dict(self._rows),
+            "files": {t: list(f) for t, f in self._files.items()},
+            "ticks_completed": self.ticks_completed,
+        }
+
+    @classmethod
+    def reopen(cls, out_dir: str | os.PathLike[str], state: Mapping[str, Any]) -> Recorder:
+        """A recorder continuing the run folder ``out_dir`` from a checkpoint's ``state``:
+        parts written after the checkpoint are deleted, the manifest is put back to it."""
+        path = Path(out_dir)
+        manifest = path / MANIFEST
+        if not manifest.is_file():
+            raise TrajectoryError(f"{path}: no {MANIFEST}; is this the checkpointed run's folder?")
+        on_disk = json.loads(manifest.read_text(encoding="utf-8"))
+        if on_disk.get("run_id") != state["manifest"].get("run_id"):
+            raise TrajectoryError(
+                f"{path} holds run {on_disk.get('run_id')!r}, the checkpoint run "
+                f"{state['manifest'].get('run_id')!r}"
+            )
+        self = cls.__new__(cls)
+        self.path = path
+        self.flush_rows = int(state["flush_rows"])
+        self.compression = state["compression"]
+        self.manifest = dict(state["manifest"])
+        self.manifest["status"] = "running"
+        self._staged = {}
+        self._batches = {t: [] for t in TABLES}
+        self._buffered = 0
+        self._parts = int(state["parts"])
+        self._rows = {t: int(state["rows"].get(t, 0)) for t in TABLES}
+        self._files = {t: list(state["files"].get(t, [])) for t in TABLES}
+        self.ticks_completed = int(state["ticks_completed"])
+        self.closed = False
+        for table in TABLES:
+            folder = path / table
+            folder.mkdir(exist_ok=True)
+            keep = {Path(f).name for f in self._files[table]}
+            for part in folder.glob("part-*.parquet*"):
+                if part.name not in keep:  # written after the checkpoint
+                    part.unlink()
+        self._write_manifest()
+        return self
+
     def _write_manifest(self) -> None:
         self.manifest["tables"] = {
             t: {"rows": self._rows[t], "parts": list(self._files[t])} for t in TABLES

@@ -272,6 +272,12 @@ class LLMUserModel(UserModel):
         if self._client is not None:
             self._client.close()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """For a checkpoint: everything but the live client (built again on first use)."""
+        state = dict(self.__dict__)
+        state["_client"] = None
+        return state
+
     def drain_records(self) -> dict[str, dict[str, Any]]:
         """This tick's rows of the ``llm_calls`` table (then forgotten)."""
         rows, self._rows = self._rows, {c: [] for c in _CALL_COLUMNS}
