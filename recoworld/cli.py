@@ -115,16 +115,30 @@ def _build_parser() -> argparse.ArgumentParser:
         "bench",
         help="run a benchmark suite: scenario x policies x seeds, with a table and plots",
         description=(
-            "Run every policy of a suite on every seed (in parallel processes), then write "
-            "results.parquet/.csv, summary.md (means with 95%% confidence intervals) and plots."
+            "Run every policy of a suite on every seed (in parallel processes, or as tasks on a "
+            "Ray cluster), then write results.parquet/.csv, summary.md (means with 95%% "
+            "confidence intervals) and plots."
         ),
         epilog="examples:\n  recoworld bench benchmarks/suites/default.yaml --jobs 2\n"
         "  recoworld bench benchmarks/suites/instructions.yaml --seeds 3 --out runs/bench-i\n"
-        "  recoworld bench benchmarks/suites/instructions.yaml --set world.seed=1\n",
+        "  recoworld bench benchmarks/suites/instructions.yaml --set world.seed=1\n"
+        "  recoworld bench benchmarks/suites/default.yaml --backend ray --address auto\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bench.add_argument("suite", type=Path, help="suite YAML (benchmarks/suites/*.yaml)")
-    bench.add_argument("--jobs", type=int, default=1, help="parallel processes")
+    bench.add_argument("--jobs", type=int, default=1, help="parallel processes (local backend)")
+    bench.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local: a process pool on this machine; ray: one Ray task per run, on the "
+        "cluster's CPUs (needs the ray extra; see docs/scaling.md)",
+    )
+    bench.add_argument(
+        "--address",
+        help="Ray cluster to use with --backend ray (auto: the one `ray start --head` started "
+        "here; default: RAY_ADDRESS, else a local cluster for this command)",
+    )
     bench.add_argument("--seeds", type=int, help="seeds (default: the suite's)")
     bench.add_argument("--out", type=Path, help="output folder (default: runs/bench-<suite>)")
     bench.add_argument(
@@ -420,6 +434,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         suite = dataclasses.replace(suite, overrides={**suite.overrides, **_parse_set(args.set)})
     if args.jobs < 1:
         raise RecoworldError(f"--jobs: expected an integer >= 1, got {args.jobs}")
+    if args.address is not None and args.backend != "ray":
+        raise RecoworldError("--address: only with --backend ray")
     out = args.out or Path("runs") / f"bench-{suite.name}"
     n = len(suite.policies) * (args.seeds or suite.seeds)
     progress, task = count_progress(f"bench {suite.name}", n, quiet=args.quiet)
@@ -428,7 +444,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         def done(row: dict[str, Any]) -> None:
             progress.update(task, advance=1, last=f"{row['policy']} seed {row['seed']}")
 
-        run_suite(suite, out, jobs=args.jobs, seeds=args.seeds, on_done=done)
+        if args.backend == "ray":
+            from recoworld.distributed.backend import run_suite_ray
+
+            run_suite_ray(suite, out, address=args.address, seeds=args.seeds, on_done=done)
+        else:
+            run_suite(suite, out, jobs=args.jobs, seeds=args.seeds, on_done=done)
     print((out / "summary.md").read_text(encoding="utf-8"))
     print(f"Results: {out.resolve()} (results.csv, results.parquet, summary.md, plots/)")
     return 0

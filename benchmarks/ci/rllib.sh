@@ -2,7 +2,8 @@
 # CI job for the RLlib face: RLlib pins gymnasium==1.2.2 (the main venv has gymnasium 1.4), so it
 # gets a venv of its own. Creates the venv at $1 (default: .venv-rllib in the repository root),
 # installs ray[rllib], torch (the CPU build pinned by constraints.txt; any other torch downloads
-# several GB of CUDA packages) and recoworld editable, then runs the multi-agent PPO example.
+# several GB of CUDA packages) and recoworld editable, then runs the multi-agent PPO example with
+# one env runner actor stepping two envs (sampling off the driver, as on a cluster).
 #
 #   bash benchmarks/ci/rllib.sh [VENV_DIR]
 set -euo pipefail
@@ -33,8 +34,9 @@ step "install ray[rllib]==$RAY_VERSION, torch==2.13.0, recoworld (editable)"
 installed=$(date +%s)
 echo "install: $((installed - start))s"
 
-step "example: docs/examples/rllib/socialfeed_ppo.py"
-(cd "$(mktemp -d)" && "$VENV/bin/python" "$ROOT/docs/examples/rllib/socialfeed_ppo.py")
+step "example: docs/examples/rllib/socialfeed_ppo.py --env-runners 1 --envs-per-runner 2"
+(cd "$(mktemp -d)" && "$VENV/bin/python" "$ROOT/docs/examples/rllib/socialfeed_ppo.py" \
+  --env-runners 1 --envs-per-runner 2)
 echo "example: $(($(date +%s) - installed))s"
 
 printf '\n==> RLlib job finished in %ss\n' "$(($(date +%s) - start))"

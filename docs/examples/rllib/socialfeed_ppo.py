@@ -12,8 +12,19 @@ not the project's main one; ``benchmarks/ci/rllib.sh`` builds it and runs this s
 
 A tiny budget (two iterations of 400 env steps) so that it runs in CI in about a minute; it shows
 the wiring, not a trained policy.
+
+Sampling scales out over env runners (Ray actors, one CPU each), each stepping
+``--envs-per-runner`` copies of the env as one vector env; ``--address`` uses a running cluster
+(``ray start --head`` on the head node, ``ray start --address HEAD:6379`` on the others) instead
+of a local one::
+
+    python docs/examples/rllib/socialfeed_ppo.py --env-runners 1 --envs-per-runner 2
+    python docs/examples/rllib/socialfeed_ppo.py --address auto --env-runners 16 --envs-per-runner 4
+
+With no runner (the default) the driver samples itself. See docs/scaling.md.
 """
 
+import argparse
 import os
 import sys
 
@@ -41,10 +52,20 @@ def policy_for(agent_id, episode=None, **kwargs):
     return "recommender" if agent_id == "recommender" else "user"
 
 
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--env-runners", type=int, default=0, help="env runner actors (0: the driver)")
+parser.add_argument("--envs-per-runner", type=int, default=1, help="envs each runner steps")
+parser.add_argument("--address", help="Ray cluster (auto: the one started here); default: local")
+args = parser.parse_args()
+
 config = (
     PPOConfig()
     .environment(SocialFeedMultiAgentEnv, env_config=ENV_CONFIG)
-    .env_runners(num_env_runners=0)  # sample in this process: 2 cores, tiny env
+    .env_runners(
+        num_env_runners=args.env_runners,
+        num_envs_per_env_runner=args.envs_per_runner,
+        num_cpus_per_env_runner=1,
+    )
     .multi_agent(
         policies={"recommender", "user"},
         policy_mapping_fn=policy_for,
@@ -55,7 +76,10 @@ config = (
     .debugging(seed=0)
 )
 
-ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+if args.address:
+    ray.init(address=args.address, log_to_driver=False, configure_logging=False)
+else:  # a local cluster: 2 cores
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
 try:
     algo = config.build_algo()
     for i in range(1, ITERATIONS + 1):
