@@ -181,6 +181,13 @@ def _run_one(
     }
 
 
+#: Runs the suite's tasks — ``(scenario, overrides, spec, seed, run_dir)``, the arguments of
+#: one run — and returns their result rows, calling ``on_done`` with each as it comes.
+Runner = Callable[
+    [list[tuple[Any, ...]], Callable[[dict[str, Any]], None] | None], list[dict[str, Any]]
+]
+
+
 def run_suite(
     suite: Suite,
     out: str | os.PathLike[str],
@@ -188,8 +195,10 @@ def run_suite(
     jobs: int = 1,
     seeds: int | None = None,
     on_done: Callable[[dict[str, Any]], None] | None = None,
+    runner: Runner | None = None,
 ) -> pd.DataFrame:
-    """Run every (policy, seed) of ``suite`` on ``jobs`` processes; write the results files."""
+    """Run every (policy, seed) of ``suite`` on ``jobs`` processes — or through ``runner``
+    (e.g. Ray tasks, :mod:`recoworld.distributed.backend`) — and write the results files."""
     from recoworld._config import override
     from recoworld.scenario import load_scenario
 
@@ -206,12 +215,11 @@ def run_suite(
         for seed in range(n_seeds)
         for spec in suite.policies
     ]
-    rows = run_tasks(
-        _run_one,
-        [(suite.scenario, suite.overrides, spec, seed, run_dir) for spec, seed, run_dir in tasks],
-        jobs=jobs,
-        on_done=on_done,
-    )
+    args = [(suite.scenario, suite.overrides, spec, seed, run_dir) for spec, seed, run_dir in tasks]
+    if runner is None:
+        rows = run_tasks(_run_one, args, jobs=jobs, on_done=on_done)
+    else:
+        rows = runner(args, on_done)
     order = {spec.label: j for j, spec in enumerate(suite.policies)}
     frame = pd.DataFrame(rows)
     frame = frame.sort_values(

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -112,50 +110,30 @@ def run_suite_ray(
 ) -> pd.DataFrame:
     """:func:`recoworld.bench.run_suite` with every (policy, seed) run a Ray task: the same
     files (``results.parquet``, ``results.csv``, ``summary.md``, ``plots/``, ``runs/``) and,
-    but for the order in which runs finish, the same rows."""
-    from recoworld._config import override
-    from recoworld.bench import _plots, summarize
-    from recoworld.scenario import load_scenario
+    but for the order in which runs finish, the same rows. A run that lands on another node
+    sends its run folder back."""
+    from recoworld.bench import run_suite
 
-    override(load_scenario(suite.scenario), suite.overrides)  # bad keys fail here, not on workers
-    out = Path(out)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
-    n_seeds = suite.seeds if seeds is None else seeds
-    ray, started = start_ray(address)
-    try:
-        driver = ray.get_runtime_context().get_node_id()
-        tasks = [
-            (
-                suite.scenario,
-                suite.overrides,
-                spec,
-                seed,
-                str(out / "runs" / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', spec.label)}-seed{seed}"),
-                driver,
+    def runner(
+        tasks: list[tuple[Any, ...]], done: Callable[[dict[str, Any]], None] | None
+    ) -> list[dict[str, Any]]:
+        ray, started = start_ray(address)
+        try:
+            driver = ray.get_runtime_context().get_node_id()
+
+            def arrived(result: tuple[dict[str, Any], bytes | None]) -> None:
+                row, archive = result
+                if archive is not None:
+                    _unpack(row["run_dir"], archive)
+                if done is not None:
+                    done(row)
+
+            results = run_tasks_ray(
+                _bench_task, [(*task, driver) for task in tasks], on_done=arrived
             )
-            for seed in range(n_seeds)
-            for spec in suite.policies
-        ]
+        finally:
+            if started:
+                ray.shutdown()
+        return [row for row, _ in results]
 
-        def done(result: tuple[dict[str, Any], bytes | None]) -> None:
-            row, archive = result
-            if archive is not None:
-                _unpack(row["run_dir"], archive)
-            if on_done is not None:
-                on_done(row)
-
-        results = run_tasks_ray(_bench_task, tasks, on_done=done)
-    finally:
-        if started:
-            ray.shutdown()
-    order = {spec.label: j for j, spec in enumerate(suite.policies)}
-    frame = pd.DataFrame([row for row, _ in results])
-    frame = frame.sort_values(
-        ["policy", "seed"], key=lambda c: c.map(order) if c.name == "policy" else c
-    ).reset_index(drop=True)
-    frame.insert(0, "suite", suite.name)
-    frame.to_parquet(out / "results.parquet", index=False)
-    frame.to_csv(out / "results.csv", index=False)
-    (out / "summary.md").write_text(summarize(frame, suite), encoding="utf-8")
-    _plots(frame, out)
-    return frame
+    return run_suite(suite, out, seeds=seeds, on_done=on_done, runner=runner)
