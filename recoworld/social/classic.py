@@ -196,6 +196,27 @@ def _first_per_target(targets: IntArray) -> IntArray:
     return first
 
 
+def _transmit(
+    ip: IntArray,
+    ix: IntArray,
+    sources: IntArray,
+    reached: IntArray,
+    prob: float,
+    gen: np.random.Generator,
+) -> tuple[IntArray, IntArray]:
+    """One round of transmission: each influence edge from ``sources`` to a node not reached yet
+    (``reached == -1``) fires with probability ``prob`` (one draw per edge, in CSR order); a node
+    hit by several edges takes the first as its parent. Returns ``(new nodes, their parents)``,
+    the nodes sorted."""
+    src, dst = _gather(ip, ix, sources)
+    open_ = reached[dst] == -1
+    src, dst = src[open_], dst[open_]
+    hit = gen.random(dst.shape[0]) < prob
+    src, dst = src[hit], dst[hit]
+    first = _first_per_target(dst)
+    return dst[first], src[first]
+
+
 # --------------------------------------------------------------------------- diffusion
 
 
@@ -231,13 +252,7 @@ def independent_cascade(
     t = 0
     while frontier.size and (limit is None or t < limit):
         t += 1
-        src, dst = _gather(ip, ix, frontier)
-        open_ = step[dst] == -1
-        src, dst = src[open_], dst[open_]
-        hit = gen.random(dst.shape[0]) < prob
-        src, dst = src[hit], dst[hit]
-        first = _first_per_target(dst)
-        new, par = dst[first], src[first]
+        new, par = _transmit(ip, ix, frontier, step, prob, gen)
         step[new] = t
         parent[new] = par
         frontier = new  # np.unique output: sorted
@@ -341,13 +356,7 @@ def sir(
     t = 0
     while infectious.size and t < limit:
         t += 1
-        src, dst = _gather(ip, ix, infectious)
-        open_ = inf_step[dst] == -1
-        src, dst = src[open_], dst[open_]
-        hit = gen.random(dst.shape[0]) < b
-        src, dst = src[hit], dst[hit]
-        first = _first_per_target(dst)
-        new, par = dst[first], src[first]
+        new, par = _transmit(ip, ix, infectious, inf_step, b, gen)
         inf_step[new] = t
         parent[new] = par
         recover = gen.random(infectious.shape[0]) < g
