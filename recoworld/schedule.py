@@ -626,7 +626,9 @@ class Simulation:
             ex = r.examined[valid]
             seen = valid & r.examined
             erow, erank = row[ex], rank[ex]
-            last = r.examined.sum(axis=1) - 1
+            # The last item the user examined: the highest examined rank (not the count − 1,
+            # which differs when padding precedes an examined item, e.g. a down-ranked one).
+            last = np.where(r.examined, np.arange(r.examined.shape[1]), -1).max(axis=1)
             action = np.select(
                 [
                     r.commented[seen],

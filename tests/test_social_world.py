@@ -276,6 +276,11 @@ def test_warning_labels_downranking_and_notes(tmp_path: Path) -> None:
     assert len(both) > 20
     assert (first_labeled[both] > last_plain[both]).all()
     assert (last >= 0).all()
+    # Every user who left has its leaving on its last examined item, even when a down-ranked
+    # item sits behind padding.
+    resp = read_table(tmp_path / "run", "responses")
+    sessions = read_table(tmp_path / "run", "sessions")
+    assert int(resp["left"].sum()) == int((sessions["end_reason"] == "left").sum()) > 0
     # The same world without moderation: misinformation only.
     plain = Simulation(override(config, {"moderation.warning_labels": False}))
     np.testing.assert_array_equal(plain.world.catalog.misinfo, cat.misinfo)
