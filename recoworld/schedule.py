@@ -58,7 +58,7 @@ from recoworld.users.numeric import NumericUserModel
 from recoworld.world.population import NO_TOPIC
 from recoworld.world.world import World
 
-__all__ = ["RunResult", "Simulation", "TickOutcome", "TickStats"]
+__all__ = ["RunResult", "Simulation", "TickOutcome", "TickStats", "drive_ticks"]
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +122,50 @@ class RunResult:
     ticks: int
     path: str | None
     totals: dict[str, int] = field(default_factory=dict)
+
+
+def drive_ticks(
+    step: Callable[[], TickStats],
+    *,
+    done: Callable[[], bool],
+    finish: Callable[[str], None],
+    stop_reason: Callable[[], str | None],
+    should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[TickStats], None] | None = None,
+    on_interrupt: Callable[[], object] | None = None,
+    after_tick: Callable[[TickStats], None] | None = None,
+) -> str:
+    """The run loop every driver of ticks shares (:meth:`Simulation.run`, the sharded world):
+    ``step`` until ``done``; ``should_stop`` polled between ticks (then ``on_interrupt``, and the
+    status ``interrupted``); a ``stop_reason`` after a tick (e.g. a spent LLM budget) stops
+    cleanly as ``budget_exhausted``; ``finish(status)`` always runs, Ctrl-C and errors included.
+    Returns the status (``completed`` when ``done``)."""
+    status = "failed"
+    try:
+        while not done():
+            if should_stop is not None and should_stop():
+                status = "interrupted"
+                if on_interrupt is not None:
+                    on_interrupt()
+                break
+            stats = step()
+            if progress is not None:
+                progress(stats)
+            if after_tick is not None:
+                after_tick(stats)
+            reason = stop_reason()
+            if reason is not None:  # stop cleanly, keep every completed tick
+                logger.warning("stopping after tick %d: %s", stats.tick, reason)
+                status = "budget_exhausted"
+                break
+        else:
+            status = "completed"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        finish(status)
+    return status
 
 
 class Simulation:
@@ -762,35 +806,27 @@ class Simulation:
         then :meth:`finish`.
         """
         self._check_open()
-        end = self.horizon if n_ticks is None else self.world.clock.tick + n_ticks
+        clock = self.world.clock
+        end = self.horizon if n_ticks is None else clock.tick + n_ticks
         every = self.config.record.checkpoint_every if self.recorder is not None else 0
-        status = "failed"
-        try:
-            while self.world.clock.tick < end:
-                if should_stop is not None and should_stop():
-                    status = "interrupted"
-                    if self.recorder is not None:
-                        self.checkpoint()
-                    break
-                stats = self.step()
-                if progress is not None:
-                    progress(stats)
-                if every and (stats.tick + 1) % every == 0 and self.world.clock.tick < end:
-                    self.checkpoint()
-                reason = getattr(self.user_model, "stop_reason", None) or getattr(
-                    self.policy, "stop_reason", None
-                )
-                if reason is not None:  # e.g. the LLM budget is spent: stop cleanly, keep all
-                    logger.warning("stopping after tick %d: %s", stats.tick, reason)
-                    status = "budget_exhausted"
-                    break
-            else:
-                status = "completed"
-        except KeyboardInterrupt:
-            status = "interrupted"
-            raise
-        finally:
-            self.finish(status)
+
+        def after_tick(stats: TickStats) -> None:
+            if every and (stats.tick + 1) % every == 0 and clock.tick < end:
+                self.checkpoint()
+
+        status = drive_ticks(
+            self.step,
+            done=lambda: clock.tick >= end,
+            finish=self.finish,
+            stop_reason=lambda: (
+                getattr(self.user_model, "stop_reason", None)
+                or getattr(self.policy, "stop_reason", None)
+            ),
+            should_stop=should_stop,
+            progress=progress,
+            on_interrupt=self.checkpoint if self.recorder is not None else None,
+            after_tick=after_tick,
+        )
         return self.result(status)
 
     def checkpoint(self, path: str | os.PathLike[str] | None = None) -> Path:

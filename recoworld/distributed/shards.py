@@ -80,7 +80,7 @@ from recoworld.distributed.partition import partition_users as _partition_users
 from recoworld.errors import ConfigError, RecoworldError
 from recoworld.policies.base import Feedback, Recommender, RecommendRequest, Slates
 from recoworld.rng import RngTree
-from recoworld.schedule import RunResult, Simulation, TickStats
+from recoworld.schedule import RunResult, Simulation, TickStats, drive_ticks
 from recoworld.world.catalog import COUNTERS
 from recoworld.world.graph import SocialGraph
 from recoworld.world.world import World
@@ -771,25 +771,14 @@ class ShardedSimulation:
         """Run ``n_ticks`` ticks (default: the scenario's horizon), then :meth:`finish`, as
         :meth:`Simulation.run` does (``should_stop`` polled between ticks)."""
         end = self.tick + (self.n_ticks if n_ticks is None else n_ticks)
-        status = "failed"
-        try:
-            while self.tick < end:
-                if should_stop is not None and should_stop():
-                    status = "interrupted"
-                    break
-                stats = self.step()
-                if progress is not None:
-                    progress(stats)
-                if self._stop_reason is not None:
-                    status = "budget_exhausted"
-                    break
-            else:
-                status = "completed"
-        except KeyboardInterrupt:
-            status = "interrupted"
-            raise
-        finally:
-            self.finish(status)
+        status = drive_ticks(
+            self.step,
+            done=lambda: self.tick >= end,
+            finish=self.finish,
+            stop_reason=lambda: self._stop_reason,
+            should_stop=should_stop,
+            progress=progress,
+        )
         return self.result(status)
 
     def finish(self, status: str = "completed") -> None:
