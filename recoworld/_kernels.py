@@ -25,27 +25,37 @@ from numpy.typing import NDArray
 __all__ = [
     "RESPOND_PARAMS",
     "apply_page",
+    "bucket_targets",
     "by_rows",
     "candidate_features",
     "click_measures",
+    "compose_pages",
+    "count_votes",
     "dedupe_slates",
+    "deliver",
     "first_repeat_row",
     "history_shares",
+    "homophilous_targets",
     "in_background",
     "newest_first",
+    "normalize_rows",
+    "page_records",
     "page_summary",
     "remember_page",
     "respond_page",
     "rows_count",
     "take_inbox",
     "threads",
+    "top_k_gather",
+    "top_k_rows",
+    "transpose_csr",
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _T = TypeVar("_T")
 
 #: Below this many rows a kernel runs on the calling thread alone.
-_MIN_ROWS_PER_THREAD = 2048
+_MIN_ROWS_PER_THREAD = 1024
 _pool: ThreadPoolExecutor | None = None
 _background: ThreadPoolExecutor | None = None
 
@@ -248,6 +258,61 @@ def take_inbox(
     return out_items, out_from
 
 
+@_jit
+def deliver(
+    inbox: tuple[NDArray[np.int32], NDArray[np.int32], NDArray[np.int32]],
+    followers: tuple[NDArray[np.int64], NDArray[np.int32]],
+    sharers: NDArray[np.int64],
+    items: NDArray[np.integer],
+    muted: NDArray[np.int64],
+) -> NDArray[np.int64]:
+    """See :func:`recoworld.feed.deliver_shares`: ``inbox`` = (items, from, ptr) rings,
+    ``followers`` = the transposed graph's (indptr, indices), ``muted`` the sorted mute keys
+    ``follower · n + followee``. Each share is written into each follower's ring in order, so
+    a follower receiving more than the ring holds keeps the last ones. Returns the recipients
+    of each share."""
+    inbox_items, inbox_from, inbox_ptr = inbox
+    indptr, indices = followers
+    size = inbox_items.shape[1]
+    n = indptr.shape[0] - 1
+    counts = np.zeros(sharers.shape[0], np.int64)
+    for j in range(sharers.shape[0]):
+        sharer = sharers[j]
+        for e in range(indptr[sharer], indptr[sharer + 1]):
+            follower = indices[e]
+            if muted.shape[0]:
+                key = np.int64(follower) * n + sharer
+                at = np.searchsorted(muted, key)
+                if at < muted.shape[0] and muted[at] == key:
+                    continue  # the follower muted the sharer
+            slot = inbox_ptr[follower] % size
+            inbox_items[follower, slot] = items[j]
+            inbox_from[follower, slot] = sharer
+            inbox_ptr[follower] += 1
+            counts[j] += 1
+    return counts
+
+
+@_jit
+def count_votes(
+    items: NDArray[np.int32],
+    liked: NDArray[np.bool_],
+    clicked: NDArray[np.bool_],
+    rating: NDArray[np.float32],
+    downvote_rating: np.float32,
+    votes: NDArray[np.int64],
+) -> None:
+    """Add each page position's vote to ``votes[item]``: +1 for a like, −1 for a click rated at
+    most ``downvote_rating`` without a like (:func:`recoworld.social.engine.votes_of`)."""
+    n, length = items.shape
+    for i in range(n):
+        for r in range(length):
+            if liked[i, r]:
+                votes[items[i, r]] += 1
+            elif clicked[i, r] and rating[i, r] <= downvote_rating:
+                votes[items[i, r]] -= 1
+
+
 @_inline
 def _remember(
     ring_items: NDArray[np.int32],
@@ -365,7 +430,158 @@ def apply_page(
 
 
 @_jit
-def first_repeat_row(items: NDArray[np.int64]) -> int:
+def page_records(
+    users: NDArray[np.int64],
+    session_id: NDArray[np.int64],
+    page: tuple[
+        NDArray[np.int32],
+        NDArray[np.int8],
+        NDArray[np.int32],
+        NDArray[np.float32],
+        NDArray[np.float32],
+    ],
+    flags: tuple[
+        NDArray[np.bool_],
+        NDArray[np.bool_],
+        NDArray[np.bool_],
+        NDArray[np.bool_],
+        NDArray[np.bool_],
+    ],
+    measures: tuple[NDArray[np.float32], NDArray[np.float32]],
+    left: NDArray[np.bool_],
+    social_code: int,
+) -> tuple[
+    tuple[
+        NDArray[np.int64],
+        NDArray[np.int32],
+        NDArray[np.int32],
+        NDArray[np.int16],
+        NDArray[np.int8],
+        NDArray[np.int32],
+        NDArray[np.float32],
+        NDArray[np.float32],
+    ],
+    tuple[
+        NDArray[np.int64],
+        NDArray[np.int32],
+        NDArray[np.int32],
+        NDArray[np.int16],
+        NDArray[np.int8],
+        NDArray[np.bool_],
+        NDArray[np.bool_],
+        NDArray[np.bool_],
+        NDArray[np.bool_],
+        NDArray[np.float32],
+        NDArray[np.float32],
+        NDArray[np.bool_],
+    ],
+]:
+    """The ``impressions`` and ``responses`` columns of a tick's pages in one pass (rows in
+    ``np.nonzero`` order), for stage 9 of the schedule instead of a boolean-mask gather per
+    column.
+
+    ``page`` = the feed's (items, source, from_user, score, propensity) ``[n, L]`` (−1 items
+    are padding); ``flags`` = (examined, clicked, liked, shared, commented) ``[n, L]``;
+    ``measures`` = (dwell, rating) ``[n, L]``; ``left`` ``[n]``. Returns (session, user, item,
+    rank, source — 1 where ``source == social_code`` —, from_user, score, propensity) per shown
+    item and (session, user, item, rank, action — 4 comment, 3 share, 2 like, 1 click, 0 —,
+    clicked, liked, shared, commented, dwell, rating, left) per examined one, ``left`` on the
+    row whose rank is the page's number of examined items − 1 when the user left.
+    """
+    items, source, from_user, score, propensity = page
+    examined, clicked, liked, shared, commented = flags
+    dwell, rating = measures
+    n, length = items.shape
+    n_shown = n_examined = 0
+    for i in range(n):
+        for r in range(length):
+            if items[i, r] >= 0:
+                n_shown += 1
+                n_examined += examined[i, r]
+    i_session = np.empty(n_shown, np.int64)
+    i_user = np.empty(n_shown, np.int32)
+    i_item = np.empty(n_shown, np.int32)
+    i_rank = np.empty(n_shown, np.int16)
+    i_source = np.empty(n_shown, np.int8)
+    i_from = np.empty(n_shown, np.int32)
+    i_score = np.empty(n_shown, np.float32)
+    i_propensity = np.empty(n_shown, np.float32)
+    r_session = np.empty(n_examined, np.int64)
+    r_user = np.empty(n_examined, np.int32)
+    r_item = np.empty(n_examined, np.int32)
+    r_rank = np.empty(n_examined, np.int16)
+    r_action = np.empty(n_examined, np.int8)
+    r_clicked = np.empty(n_examined, np.bool_)
+    r_liked = np.empty(n_examined, np.bool_)
+    r_shared = np.empty(n_examined, np.bool_)
+    r_commented = np.empty(n_examined, np.bool_)
+    r_dwell = np.empty(n_examined, np.float32)
+    r_rating = np.empty(n_examined, np.float32)
+    r_left = np.empty(n_examined, np.bool_)
+    a = b = 0
+    for i in range(n):
+        u = users[i]
+        session = session_id[u]
+        last = -1
+        for r in range(length):
+            last += examined[i, r]
+        for r in range(length):
+            item = items[i, r]
+            if item < 0:
+                continue
+            i_session[a] = session
+            i_user[a] = u
+            i_item[a] = item
+            i_rank[a] = r
+            i_source[a] = source[i, r] == social_code
+            i_from[a] = from_user[i, r]
+            i_score[a] = score[i, r]
+            i_propensity[a] = propensity[i, r]
+            a += 1
+            if not examined[i, r]:
+                continue
+            action = 0
+            if commented[i, r]:
+                action = 4
+            elif shared[i, r]:
+                action = 3
+            elif liked[i, r]:
+                action = 2
+            elif clicked[i, r]:
+                action = 1
+            r_session[b] = session
+            r_user[b] = u
+            r_item[b] = item
+            r_rank[b] = r
+            r_action[b] = action
+            r_clicked[b] = clicked[i, r]
+            r_liked[b] = liked[i, r]
+            r_shared[b] = shared[i, r]
+            r_commented[b] = commented[i, r]
+            r_dwell[b] = dwell[i, r]
+            r_rating[b] = rating[i, r]
+            r_left[b] = left[i] and r == last
+            b += 1
+    shown = (i_session, i_user, i_item, i_rank, i_source, i_from, i_score, i_propensity)
+    responses = (
+        r_session,
+        r_user,
+        r_item,
+        r_rank,
+        r_action,
+        r_clicked,
+        r_liked,
+        r_shared,
+        r_commented,
+        r_dwell,
+        r_rating,
+        r_left,
+    )
+    return shown, responses
+
+
+@_jit
+def first_repeat_row(items: NDArray[np.integer]) -> int:
     """The first row holding an item twice, or −1."""
     n, k = items.shape
     for i in range(n):
@@ -393,6 +609,278 @@ def dedupe_slates(cols: NDArray[np.int64], n_candidates: int) -> NDArray[np.int6
                 out[i, j] = c
             used[c] = True
     return out
+
+
+@_inline
+def _top_k_of(
+    vals: NDArray[np.float64],
+    k: int,
+    keep: NDArray[np.int64],
+    best: NDArray[np.float64],
+    out: NDArray[np.int64],
+) -> None:
+    """``out[:k]``: the positions of the ``k`` largest ``vals``, largest first; ties keep
+    position order and NaN ranks last (``np.argsort(-vals, kind="stable")[:k]``).
+    ``0 < k <= len(vals)``; ``keep`` and ``best`` are scratch space."""
+    width = vals.shape[0]
+    nan = False
+    for c in range(width):
+        nan |= vals[c] != vals[c]
+    kept = width
+    if nan:  # the rare case: every position is a candidate, NaN ranking below everything
+        for c in range(width):
+            keep[c] = c
+    else:
+        # A lower bound of the k-th largest: the least of the maxima of k groups (k distinct
+        # positions). Only the positions at or above it can be in the top k: usually a few
+        # more than k, gathered without branches, so few go through the insertion below.
+        group = (width + k - 1) // k
+        bound = np.inf
+        for g in range(k):
+            top = -np.inf
+            for c in range(g * group, min((g + 1) * group, width)):
+                top = max(top, vals[c])
+            bound = min(bound, top)
+        kept = 0
+        for c in range(width):
+            keep[kept] = c
+            kept += vals[c] >= bound
+    filled = 0
+    for q in range(kept):  # insertion into the running top k, in position order
+        c = keep[q]
+        v = vals[c]
+        if filled == k:
+            worst = best[k - 1]
+            if not (v > worst) and (v != v or worst == worst):
+                continue  # it does not enter (an equal value comes later: it ranks below)
+            j = k - 1
+        else:
+            j = filled
+            filled += 1
+        while j > 0 and v == v and (best[j - 1] != best[j - 1] or v > best[j - 1]):
+            best[j] = best[j - 1]
+            out[j] = out[j - 1]
+            j -= 1
+        best[j] = v
+        out[j] = c
+
+
+@_jit
+def top_k_rows(scores: NDArray[np.floating], cols: NDArray[np.int64]) -> None:
+    """``cols[i]`` (``[n, k]``, ``k`` ≤ columns of ``scores``): the columns of the ``k`` best
+    ``scores[i]``, best first; ties keep column order and NaN ranks last — the first ``k`` of
+    ``np.argsort(-scores, axis=1, kind="stable")``, without sorting the rows."""
+    n, width = scores.shape
+    k = cols.shape[1]
+    if k == 0:
+        return
+    vals = np.empty(width, np.float64)
+    keep = np.empty(width, np.int64)
+    best = np.empty(k, np.float64)
+    for i in range(n):
+        for c in range(width):
+            vals[c] = scores[i, c]
+        _top_k_of(vals, k, keep, best, cols[i])
+
+
+@_jit
+def top_k_gather(
+    table: NDArray[np.floating],
+    candidates: NDArray[np.integer],
+    cols: NDArray[np.int64],
+    items: NDArray[np.int32],
+    scores: NDArray[np.float32],
+) -> None:
+    """:func:`top_k_rows` of the scores ``table[candidates]`` (one score per item) without
+    building them: ``cols[i]`` the best columns of row ``i``, ``items[i]`` their candidates and
+    ``scores[i]`` their scores (as float32)."""
+    n, width = candidates.shape
+    k = cols.shape[1]
+    if k == 0:
+        return
+    vals = np.empty(width, np.float64)
+    keep = np.empty(width, np.int64)
+    best = np.empty(k, np.float64)
+    for i in range(n):
+        for c in range(width):
+            vals[c] = table[candidates[i, c]]
+        _top_k_of(vals, k, keep, best, cols[i])
+        for j in range(k):
+            c = cols[i, j]
+            items[i, j] = candidates[i, c]
+            scores[i, j] = table[candidates[i, c]]
+
+
+@_jit
+def compose_pages(
+    slate: tuple[NDArray[np.int32], NDArray[np.float32], NDArray[np.float32]],
+    social_items: NDArray[np.int32],
+    social_from: NDArray[np.int32],
+    every: int,
+    page: tuple[
+        NDArray[np.int32],
+        NDArray[np.int8],
+        NDArray[np.int32],
+        NDArray[np.float32],
+        NDArray[np.float32],
+    ],
+    codes: tuple[int, int, int],
+) -> int:
+    """Merge each row's slate (items, scores, propensities ``[n, k]``) with its in-network
+    items (``[n, S]``, valid first) into ``page`` = (items, source, from_user, score,
+    propensity ``[n, k + S]``). ``every`` > 0: interleave — one in-network item after every
+    ``every`` recommended ones; 0: the slate first, in-network items after it. ``codes`` =
+    (padding, recommended, in-network) source codes. Every element of ``page`` is written.
+    Returns −1, or the first row whose in-network items are not packed to the left."""
+    slate_items, slate_scores, slate_prop = slate
+    items, source, from_user, score, propensity = page
+    pad, rec, social = codes
+    n, k = slate_items.shape
+    cap = social_items.shape[1]
+    length = items.shape[1]
+    for i in range(n):
+        n_social = 0
+        while n_social < cap and social_items[i, n_social] >= 0:
+            n_social += 1
+        for c in range(n_social, cap):
+            if social_items[i, c] >= 0:
+                return i
+        for p in range(length):
+            items[i, p] = -1
+            source[i, p] = pad
+            from_user[i, p] = -1
+            score[i, p] = np.nan
+            propensity[i, p] = 1.0
+        for j in range(k):
+            p = j + min(j // every, n_social) if every > 0 else j
+            items[i, p] = slate_items[i, j]
+            source[i, p] = rec
+            score[i, p] = slate_scores[i, j]
+            propensity[i, p] = slate_prop[i, j]
+        for c in range(n_social):
+            p = (c + 1) * every + c if every > 0 else k + c
+            items[i, p] = social_items[i, c]
+            source[i, p] = social
+            from_user[i, p] = social_from[i, c]
+    return -1
+
+
+@_jit
+def transpose_csr(
+    indptr: NDArray[np.int64], indices: NDArray[np.int32]
+) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
+    """The transpose of a CSR graph (rows sorted, no repeats): a counting sort by column.
+    Rows are visited in order, so every transposed row comes out sorted."""
+    n = indptr.shape[0] - 1
+    out_ptr = np.zeros(n + 1, np.int64)
+    for e in range(indices.shape[0]):
+        out_ptr[indices[e] + 1] += 1
+    for v in range(n):
+        out_ptr[v + 1] += out_ptr[v]
+    fill = out_ptr[:-1].copy()
+    out = np.empty(indices.shape[0], np.int32)
+    for u in range(n):
+        for e in range(indptr[u], indptr[u + 1]):
+            v = indices[e]
+            out[fill[v]] = u
+            fill[v] += 1
+    return out_ptr, out
+
+
+@_jit
+def bucket_targets(
+    indptr: NDArray[np.int64], src: NDArray[np.integer], dst: NDArray[np.integer]
+) -> NDArray[np.int64]:
+    """``dst`` grouped by ``src`` (a counting sort; ``indptr`` holds the rows' bounds), each
+    row's targets in edge order."""
+    fill = indptr[:-1].copy()
+    out = np.empty(dst.shape[0], np.int64)
+    for e in range(src.shape[0]):
+        out[fill[src[e]]] = dst[e]
+        fill[src[e]] += 1
+    return out
+
+
+@_jit
+def normalize_rows(
+    indptr: NDArray[np.integer], targets: NDArray[np.integer]
+) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
+    """CSR rows from segments: row ``u`` is ``targets[indptr[u]:indptr[u + 1]]`` in any order;
+    each is sorted and loses repeats and ``u`` itself (a self-loop)."""
+    n = indptr.shape[0] - 1
+    out_ptr = np.zeros(n + 1, np.int64)
+    out = np.empty(targets.shape[0], np.int32)
+    size = 0
+    for u in range(n):
+        start, end = indptr[u], indptr[u + 1]
+        row = out[size : size + (end - start)]
+        for e in range(start, end):
+            row[e - start] = targets[e]
+        m = end - start
+        if m > 32:
+            row.sort()
+        else:  # insertion sort: rows are short
+            for a in range(1, m):
+                value = row[a]
+                b = a
+                while b > 0 and row[b - 1] > value:
+                    row[b] = row[b - 1]
+                    b -= 1
+                row[b] = value
+        kept = 0
+        for a in range(m):
+            value = row[a]
+            if value != u and (kept == 0 or row[kept - 1] != value):
+                row[kept] = value
+                kept += 1
+        size += kept
+        out_ptr[u + 1] = size
+    return out_ptr, out[:size].copy()
+
+
+@_jit
+def homophilous_targets(
+    group_of_source: NDArray[np.integer],
+    within: NDArray[np.bool_],
+    draws: NDArray[np.float64],
+    cum: NDArray[np.float64],
+    bounds: NDArray[np.int64],
+    guide: NDArray[np.int64],
+    order: NDArray[np.int64],
+    out: NDArray[np.int32],
+) -> None:
+    """Targets of the homophilous generator's edges (:func:`recoworld.world.synthetic.
+    generate_graph`): edge ``e`` draws the weight ``u·total`` over everyone or, when
+    ``within[e]``, ``lo + u·(hi − lo)`` over its source's group block of ``cum`` (the
+    attractiveness, cumulated in ``order``); its target is ``order[min(#{cum ≤ w}, n − 1)]``.
+    ``#{cum ≤ w}`` is ``np.searchsorted(cum, w, side="right")``, found from the bracket that
+    ``guide`` (that count at ``B + 1`` equally spaced weights) gives, verified, then a binary
+    search inside it."""
+    n = cum.shape[0]
+    total = cum[n - 1]
+    n_buckets = guide.shape[0] - 1
+    for e in range(draws.shape[0]):
+        u = draws[e]
+        if within[e]:
+            g = group_of_source[e]
+            first = bounds[g]
+            lo_w = cum[first - 1] if first > 0 else 0.0
+            hi_w = cum[bounds[g + 1] - 1]
+            w = lo_w + u * (hi_w - lo_w)
+        else:
+            w = u * total
+        b = int(w / total * n_buckets)
+        b = min(max(b, 0), n_buckets - 1)
+        lo, hi = guide[b], guide[b + 1]
+        if (lo > 0 and cum[lo - 1] > w) or (hi < n and cum[hi] <= w):
+            lo, hi = 0, n  # the bracket missed (rounding): search everything
+        while lo < hi:  # first index in [lo, hi) whose cum exceeds w (hi if none)
+            mid = (lo + hi) // 2
+            if cum[mid] <= w:
+                lo = mid + 1
+            else:
+                hi = mid
+        out[e] = order[min(lo, n - 1)]
 
 
 @_jit

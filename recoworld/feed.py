@@ -74,31 +74,15 @@ def deliver_shares(
     one tick keeps the last ones. Returns the number of recipients of each share.
     """
     followers = graph.followers()
-    counts = followers.indptr[sharers + 1] - followers.indptr[sharers]
-    if sharers.size == 0 or counts.sum() == 0:
-        return counts.astype(np.int64)
-    owner, recipient = followers.gather(sharers)
-    if graph.muted.size:  # a follower who muted the sharer does not receive it
-        heard = ~graph.mutes(recipient, sharers[owner])
-        owner, recipient = owner[heard], recipient[heard]
-        counts = np.bincount(owner, minlength=sharers.size)
-        if owner.size == 0:
-            return counts.astype(np.int64)
-    size = population.inbox_size
-    order = np.argsort(recipient, kind="stable")
-    recipient, owner = recipient[order], owner[order]
-    starts = np.flatnonzero(np.r_[True, recipient[1:] != recipient[:-1]])
-    group_len = np.diff(np.r_[starts, recipient.shape[0]])
-    rank = np.arange(recipient.shape[0]) - np.repeat(starts, group_len)
-    total = np.repeat(group_len, group_len)
-    keep = rank >= total - size
-    rec, own, rk = recipient[keep], owner[keep], rank[keep]
-    slot = (population.inbox_ptr[rec] + rk) % size
-    population.inbox_items[rec, slot] = items[own]
-    population.inbox_from[rec, slot] = sharers[own]
-    unique_rec = recipient[starts]
-    population.inbox_ptr[unique_rec] += group_len.astype(np.int32)
-    return counts.astype(np.int64)
+    if sharers.size == 0:
+        return np.zeros(0, np.int64)
+    return kernels.deliver(
+        (population.inbox_items, population.inbox_from, population.inbox_ptr),
+        (followers.indptr, followers.indices),
+        np.ascontiguousarray(sharers, dtype=np.int64),
+        np.ascontiguousarray(items),
+        graph.muted,
+    )
 
 
 def compose_feed(
@@ -115,40 +99,30 @@ def compose_feed(
     """
     n, k = slates.items.shape
     cap = social_capacity(config)
-    social_items = social_items[:, :cap]
-    social_from = social_from[:, :cap]
-    n_social = (social_items >= 0).sum(axis=1)
-    packed = np.arange(social_items.shape[1]) < n_social[:, None]
-    if ((social_items >= 0) != packed).any():
-        raise ValueError("social_items must be packed to the left of each row (valid first)")
+    social_items = np.ascontiguousarray(social_items[:, :cap], dtype=np.int32)
+    social_from = np.ascontiguousarray(social_from[:, :cap], dtype=np.int32)
     length = k + cap
-    items = np.full((n, length), -1, np.int32)
-    source = np.full((n, length), SOURCE_PAD, np.int8)
-    from_user = np.full((n, length), -1, np.int32)
-    score = np.full((n, length), np.nan, np.float32)
-    propensity = np.ones((n, length), np.float32)
-    if config.rule == "interleave":
-        j = np.arange(k)
-        rec_pos = j[None, :] + np.minimum(j[None, :] // config.social_every, n_social[:, None])
-        soc_pos = (np.arange(cap) + 1) * config.social_every + np.arange(cap)
-        rows = np.arange(n)[:, None]
-        items[rows, rec_pos] = slates.items
-        source[rows, rec_pos] = SOURCE_REC
-        score[rows, rec_pos] = slates.scores
-        propensity[rows, rec_pos] = slates.propensities
-    else:  # the slate first, in-network items after it
-        soc_pos = k + np.arange(cap)
-        items[:, :k] = slates.items
-        source[:, :k] = SOURCE_REC
-        score[:, :k] = slates.scores
-        propensity[:, :k] = slates.propensities
-    if cap:
-        soc_valid = social_items >= 0
-        r_idx, c_idx = np.nonzero(soc_valid)
-        pos = soc_pos[c_idx]
-        items[r_idx, pos] = social_items[r_idx, c_idx]
-        source[r_idx, pos] = SOURCE_SOCIAL
-        from_user[r_idx, pos] = social_from[r_idx, c_idx]
+    items = np.empty((n, length), np.int32)
+    source = np.empty((n, length), np.int8)
+    from_user = np.empty((n, length), np.int32)
+    score = np.empty((n, length), np.float32)
+    propensity = np.empty((n, length), np.float32)
+    slate = (
+        np.ascontiguousarray(slates.items, dtype=np.int32),
+        np.ascontiguousarray(slates.scores, dtype=np.float32),
+        np.ascontiguousarray(slates.propensities, dtype=np.float32),
+    )
+    every = config.social_every if config.rule == "interleave" else 0
+    bad = kernels.compose_pages(
+        slate,
+        social_items,
+        social_from,
+        every,
+        (items, source, from_user, score, propensity),
+        (SOURCE_PAD, SOURCE_REC, SOURCE_SOCIAL),
+    )
+    if bad >= 0:
+        raise ValueError("social_items must be packed to the left of each row (valid first)")
     return Feed(
         users=users,
         items=items,

@@ -380,3 +380,53 @@ def test_degenerate_inputs_give_empty_graphs(kind: str) -> None:
     )
     assert single.n_users == 1
     assert single.n_edges == 0
+
+
+@given(edge_lists(max_users=15, max_edges=80))
+@settings(max_examples=60, deadline=None)
+def test_from_rows_is_from_edges_with_the_sources_spelled_out(data) -> None:
+    n, src, dst = data
+    order = np.argsort(src, kind="stable")
+    indptr = np.concatenate(([0], np.cumsum(np.bincount(src, minlength=n))))
+    assert SocialGraph.from_rows(n, indptr, dst[order]) == SocialGraph.from_edges(n, src, dst)
+
+
+def test_from_rows_rejects_bad_rows() -> None:
+    with pytest.raises(ValueError, match="indptr"):
+        SocialGraph.from_rows(3, np.array([0, 1, 2]), np.array([1, 2]))
+    with pytest.raises(ValueError, match="decrease"):
+        SocialGraph.from_rows(3, np.array([0, 2, 1, 2]), np.array([1, 2]))
+    with pytest.raises(ValueError, match="edge endpoints"):
+        SocialGraph.from_rows(2, np.array([0, 1, 1]), np.array([5]))
+
+
+def _homophilous_reference(
+    config: GraphConfig, group: np.ndarray, rng: np.random.Generator
+) -> SocialGraph:
+    """The homophilous generator as plain numpy statements (one searchsorted over every edge)."""
+    n = group.shape[0]
+    degree = rng.poisson(config.mean_degree, size=n)
+    src = np.repeat(np.arange(n, dtype=np.int64), degree)
+    attract = rng.pareto(1.5, size=n) + 1.0
+    order = np.argsort(group, kind="stable")
+    cum = np.cumsum(attract[order])
+    within = rng.random(src.shape[0]) < config.homophily
+    g = group[src]
+    bounds = np.searchsorted(group[order], np.arange(int(group.max()) + 2))
+    lo = np.where(bounds[g] > 0, cum[np.maximum(bounds[g] - 1, 0)], 0.0)
+    hi = cum[bounds[g + 1] - 1]
+    u = rng.random(src.shape[0])
+    weight = np.where(within, lo + u * (hi - lo), u * cum[-1])
+    pos = np.minimum(np.searchsorted(cum, weight, side="right"), n - 1)
+    return SocialGraph.from_edges(n, src, order[pos])
+
+
+@pytest.mark.parametrize(("n", "homophily", "seed"), [(3000, 0.7, 1), (500, 1.0, 2), (50, 0.0, 3)])
+def test_homophilous_generator_matches_its_numpy_statement(
+    n: int, homophily: float, seed: int
+) -> None:
+    config = GraphConfig(kind="homophilous", mean_degree=7, homophily=homophily)
+    group = groups(n, seed=seed)
+    got = generate_graph(config, group, np.random.default_rng(seed))
+    assert got == _homophilous_reference(config, group, np.random.default_rng(seed))
+    assert got.followers() == SocialGraph.from_edges(n, *got.edges()[::-1])

@@ -138,3 +138,114 @@ def test_a_forked_child_runs_the_parallel_kernels(monkeypatch: pytest.MonkeyPatc
     child.join(timeout=120)
     assert child.exitcode == 0, "the forked child hung or failed"
     assert queue.get(timeout=5) >= 0.0
+
+
+@given(st.integers(0, 10_000), st.integers(1, 40), st.integers(0, 45))
+@settings(max_examples=80, deadline=None)
+def test_top_k_is_the_stable_argsort_prefix(seed: int, width: int, k: int) -> None:
+    from recoworld.policies.base import top_k
+
+    rng = np.random.default_rng(seed)
+    for dtype in (np.float32, np.float64):
+        scores = rng.integers(0, 4, (9, width)).astype(dtype)  # many ties
+        scores[rng.random(scores.shape) < 0.1] = np.nan
+        scores[rng.random(scores.shape) < 0.1] = -0.0
+        scores[rng.random(scores.shape) < 0.05] = np.inf
+        scores[rng.random(scores.shape) < 0.05] = -np.inf
+        if seed % 2:
+            scores = scores[:, ::-1]  # not contiguous
+        expected = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        got = top_k(scores, k)
+        assert got.dtype == expected.dtype
+        assert got.tolist() == expected.tolist()
+
+
+@given(st.integers(0, 10_000), st.integers(1, 30), st.integers(1, 12))
+@settings(max_examples=60, deadline=None)
+def test_slates_from_item_scores_match_slates_from_scores(seed: int, width: int, k: int) -> None:
+    from recoworld.policies.base import slates_from_item_scores, slates_from_scores
+
+    rng = np.random.default_rng(seed)
+    n_items = 50
+    table = np.log1p(rng.integers(0, 6, n_items).astype(np.float32))
+    if seed % 3 == 0:
+        table[rng.integers(0, n_items, 3)] = np.nan
+    candidates = np.stack([rng.permutation(n_items)[:width] for _ in range(7)]).astype(np.int32)
+
+    class Request:
+        pass
+
+    request = Request()
+    request.candidates, request.k = candidates, k  # type: ignore[attr-defined]
+    a = slates_from_scores(request, table[candidates], 0.5)  # type: ignore[arg-type]
+    b = slates_from_item_scores(request, table, 0.5)  # type: ignore[arg-type]
+    pairs = zip(
+        (a.items, a.scores, a.propensities), (b.items, b.scores, b.propensities), strict=True
+    )
+    for x, y in pairs:
+        assert x.dtype == y.dtype
+        assert x.tobytes() == y.tobytes()
+
+
+def test_page_records_match_the_boolean_mask_gathers() -> None:
+    rng = np.random.default_rng(3)
+    n, length, n_users = 40, 7, 60
+    users = np.sort(rng.choice(n_users, n, replace=False)).astype(np.int64)
+    session_id = rng.integers(0, 10**9, n_users)
+    items = rng.integers(0, 100, (n, length)).astype(np.int32)
+    items[:, 5:][rng.random((n, 2)) < 0.5] = -1
+    valid = items >= 0
+    source = np.where(valid, rng.integers(0, 2, (n, length)), -1).astype(np.int8)
+    from_user = np.where(source == 1, rng.integers(0, n_users, (n, length)), -1).astype(np.int32)
+    score = np.where(source == 0, rng.random((n, length)), np.nan).astype(np.float32)
+    propensity = rng.random((n, length)).astype(np.float32)
+    reach = rng.integers(0, length + 1, n)
+    examined = (np.arange(length) < reach[:, None]) & valid
+    clicked, liked, shared, commented = (
+        examined & (rng.random((n, length)) < p) for p in (0.5,) * 4
+    )
+    dwell = np.where(clicked, rng.random((n, length)), 0).astype(np.float32)
+    rating = np.where(clicked, 3.0, np.nan).astype(np.float32)
+    left = rng.random(n) < 0.4
+    shown, resp = kernels.page_records(
+        users,
+        session_id,
+        (items, source, from_user, score, propensity),
+        (examined, clicked, liked, shared, commented),
+        (dwell, rating),
+        left,
+        1,
+    )
+    row, rank = np.nonzero(valid)
+    expected = [
+        session_id[users[row]],
+        users[row],
+        items[valid],
+        rank,
+        (source[valid] == 1),
+        from_user[valid],
+        score[valid],
+        propensity[valid],
+    ]
+    for got, want in zip(shown, expected, strict=True):
+        assert np.array_equal(got, want.astype(got.dtype), equal_nan=got.dtype.kind == "f")
+    seen = valid & examined
+    erow, erank = row[examined[valid]], rank[examined[valid]]
+    last = examined.sum(axis=1) - 1
+    action = np.select([commented[seen], shared[seen], liked[seen], clicked[seen]], [4, 3, 2, 1], 0)
+    expected = [
+        session_id[users[erow]],
+        users[erow],
+        items[seen],
+        erank,
+        action,
+        clicked[seen],
+        liked[seen],
+        shared[seen],
+        commented[seen],
+        dwell[seen],
+        rating[seen],
+        left[erow] & (erank == last[erow]),
+    ]
+    for got, want in zip(resp, expected, strict=True):
+        assert np.array_equal(got, want.astype(got.dtype), equal_nan=got.dtype.kind == "f")

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from recoworld.policies.base import Feedback, RecommendRequest, Slates, slates_from_scores
+from recoworld.policies.base import (
+    Feedback,
+    RecommendRequest,
+    Slates,
+    slates_from_item_scores,
+    slates_from_scores,
+)
 
 __all__ = ["MostPopularPolicy", "RandomPolicy"]
 
@@ -18,6 +24,8 @@ class RandomPolicy:
     """
 
     name = "random"
+    #: Random does not learn: no feedback needed.
+    wants_feedback = False
 
     def score(self, request: RecommendRequest) -> NDArray[np.float32]:
         """Uniform random scores from the policy stream."""
@@ -37,13 +45,20 @@ class MostPopularPolicy:
     """
 
     name = "most_popular"
+    #: Popularity is read from the catalogue's counters: no feedback needed.
+    wants_feedback = False
+
+    @staticmethod
+    def item_scores(request: RecommendRequest) -> NDArray[np.float32]:
+        """``log1p`` of every catalogue item's clicks so far (one value per item)."""
+        return np.log1p(request.catalog.clicks.astype(np.float32))
 
     def score(self, request: RecommendRequest) -> NDArray[np.float32]:
         """``log1p`` of each candidate's clicks so far."""
-        return np.log1p(request.catalog.clicks[request.candidates].astype(np.float32))
+        return self.item_scores(request)[request.candidates]
 
     def recommend(self, request: RecommendRequest) -> Slates:
-        return slates_from_scores(request, self.score(request))
+        return slates_from_item_scores(request, self.item_scores(request))
 
     def update(self, feedback: Feedback) -> None:
         """Popularity is read from the catalogue's counters, which the schedule maintains."""

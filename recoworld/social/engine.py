@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from recoworld import _kernels as kernels
 from recoworld.config import ScenarioConfig
 from recoworld.social.classic import opinion_step
 from recoworld.users.base import SOURCE_SOCIAL, Feed, Responses
@@ -179,12 +180,15 @@ class SocialEngine:
     def count_votes(self, feed: Feed, r: Responses) -> None:
         """Likes are up-votes; a click rated at most ``downvote_rating`` without a like is a
         down-vote. The item's net score (``Catalog.votes``) is visible to later users."""
-        cat = self.world.catalog
-        votes = votes_of(r.liked, r.clicked, r.rating, self.config.users.downvote_rating)
-        touched = votes != 0
-        if not touched.any():
-            return
-        np.add.at(cat.votes, feed.items[touched], votes[touched])
+        rating = np.ascontiguousarray(r.rating, dtype=np.float32)
+        kernels.count_votes(  # votes_of, added up per item in one compiled pass
+            np.ascontiguousarray(feed.items, dtype=np.int32),
+            r.liked,
+            r.clicked,
+            rating,
+            np.float32(self.config.users.downvote_rating),  # compared in float32, as numpy does
+            self.world.catalog.votes,
+        )
 
     def post(self, t: int, users: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray]:
         """Users on a page post with probability ``post_rate``; returns ``(authors, items)``."""

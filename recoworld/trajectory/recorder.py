@@ -6,6 +6,11 @@ rows reach ``flush_rows``, and always when the run ends — completed, interrupt
 part is written to a temporary name and renamed into place, so a reader never sees half a file,
 and the manifest is rewritten atomically after every flush. Part boundaries depend only on the
 rows, never on wall-clock time, so the same seed and config give byte-identical files.
+
+A flush that :meth:`Recorder.commit` triggers is written on a background thread (Arrow releases
+the GIL while it encodes and compresses), overlapping the next tick; at most one is in flight —
+the next flush, :meth:`Recorder.flush` and :meth:`Recorder.close` wait for it first, and re-raise
+its error if it failed. The manifest that lists a part is written after the part.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +55,34 @@ LABELS: dict[str, tuple[str, ...]] = {
 _CONSTANT = ("run", "policy", "model")
 
 
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    """Columns written with Parquet's dictionary encoding: the label and constant columns and
+    the texts (few distinct values). Ids, counts and measurements are written plain: trying a
+    dictionary on them costs encoding time and, for ids and continuous values, space."""
+    names = []
+    for f in schema:
+        if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type):
+            names.append(f.name)
+        elif pa.types.is_list(f.type):
+            names.append(f"{f.name}.list.element")  # the leaf's path
+    return names
+
+
+#: Per table, the columns to dictionary-encode (:func:`_dictionary_columns`).
+_DICTIONARY = {table: _dictionary_columns(schema) for table, schema in TABLES.items()}
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
+    _write_text_atomic(path, _json_text(obj))
+
+
+def _json_text(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True) + "\n"
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -88,11 +119,26 @@ def prepare_run_dir(path: str | os.PathLike[str]) -> Path:
     )
 
 
+_zeros = np.zeros(0, np.int32)
+
+
+def _constant_codes(n: int) -> pa.Array:
+    """``n`` zero codes of a constant column: views of one shared, read-only buffer (at a
+    million users a tick has twenty million rows; each constant column would be 80 MB)."""
+    global _zeros
+    zeros = _zeros
+    if zeros.size < n:
+        zeros = np.zeros(max(n, 2 * zeros.size), np.int32)
+        zeros.flags.writeable = False
+        _zeros = zeros
+    return pa.array(zeros[:n])
+
+
 def _column(field: pa.Field, value: Any, n: int) -> pa.Array:
     name, typ = field.name, field.type
     if name in _CONSTANT:
         return pa.DictionaryArray.from_arrays(
-            pa.array(np.zeros(n, np.int32)), pa.array([str(value)], pa.string())
+            _constant_codes(n), pa.array([str(value)], pa.string())
         )
     if name in LABELS:
         codes = np.asarray(value, dtype=np.int8)
@@ -114,6 +160,14 @@ class Recorder:
     Use :meth:`stage` for each table's rows of the current tick, :meth:`commit` once the tick is
     complete, and :meth:`close` at the end (it flushes everything committed).
     """
+
+    #: The flush being written in the background, and the thread that writes it (class-level
+    #: defaults, so that a recorder made by :meth:`reopen` has them too).
+    _writing: Future[None] | None = None
+    _writer: ThreadPoolExecutor | None = None
+    _writer_pid: int | None = None
+    #: The thread that writes a flush's second table alongside the first.
+    _helper: ThreadPoolExecutor | None = None
 
     def __init__(
         self,
@@ -169,33 +223,90 @@ class Recorder:
             self._buffered += sum(b.num_rows for b in batches)
         self.ticks_completed = tick + 1
         if self._buffered >= self.flush_rows:
-            self.flush()
+            self._flush(background=True)
 
     # -- writing --------------------------------------------------------------------------
     def flush(self) -> None:
-        """Write every committed, unwritten row: one part per table that has rows."""
-        wrote = False
+        """Write every committed, unwritten row: one part per table that has rows. Returns once
+        they are on disk (after the background flush in flight, if any)."""
+        self._flush(background=False)
+
+    def _flush(self, *, background: bool) -> None:
+        """Hand the buffered rows to the writer; the bookkeeping (part names, row counts, the
+        manifest's text) is done here, so it never depends on when the writing ends."""
+        self._wait()
+        parts: list[tuple[str, str, list[pa.RecordBatch]]] = []
         for table, batches in self._batches.items():
             if not batches:
                 continue
-            self._write_part(table, pa.Table.from_batches(batches, schema=TABLES[table]))
+            name = f"part-{self._parts:06d}.parquet"
+            parts.append((table, name, batches))
+            self._rows[table] += sum(b.num_rows for b in batches)
+            self._files[table].append(f"{table}/{name}")
             self._batches[table] = []
-            wrote = True
-        if wrote:
+        if parts:
             self._parts += 1
         self._buffered = 0
         self.manifest["ticks_completed"] = self.ticks_completed
-        self._write_manifest()
+        manifest = self._manifest_text()
+        if parts and (self._writer is None or self._writer_pid != os.getpid()):
+            # Started on first use (and again in a forked child, which has no threads).
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="recoworld-recorder")
+            self._helper = ThreadPoolExecutor(1, thread_name_prefix="recoworld-recorder")
+            self._writer_pid = os.getpid()
+        if background and parts and self._writer is not None:
+            self._writing = self._writer.submit(self._write_parts, parts, manifest)
+        else:
+            self._write_parts(parts, manifest)
+
+    def _write_parts(
+        self, parts: list[tuple[str, str, list[pa.RecordBatch]]], manifest: str
+    ) -> None:
+        """Write the parts — two tables at a time (Arrow encodes without the GIL), the largest
+        first, each let go of once written — then the manifest that lists them. Empties
+        ``parts``."""
+        parts.sort(key=lambda part: sum(b.num_rows for b in part[2]))  # largest last
+
+        def drain() -> None:
+            while True:
+                try:
+                    table, name, batches = parts.pop()  # atomic: the two threads share it
+                except IndexError:
+                    return
+                data = pa.Table.from_batches(batches, schema=TABLES[table])
+                del batches
+                self._write_file(table, name, data)
+
+        helper = self._helper
+        second = helper.submit(drain) if helper is not None and len(parts) > 1 else None
+        try:
+            drain()
+        finally:
+            if second is not None:
+                second.result()
+        _write_text_atomic(self.path / MANIFEST, manifest)
+
+    def _wait(self) -> None:
+        """Wait for the background flush in flight (re-raising its error, if it failed)."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            try:
+                writing.result()
+            except Exception as exc:
+                raise TrajectoryError(f"{self.path}: writing a part failed: {exc}") from exc
 
     def _write_part(self, table: str, data: pa.Table) -> None:
         name = f"part-{self._parts:06d}.parquet"
+        self._write_file(table, name, data)
+        self._rows[table] += data.num_rows
+        self._files[table].append(f"{table}/{name}")
+
+    def _write_file(self, table: str, name: str, data: pa.Table) -> None:
         target = self.path / table / name
         tmp = target.with_name(name + ".tmp")
         data = data.combine_chunks().replace_schema_metadata(schema_of(table).metadata)
-        pq.write_table(data, tmp, compression=self.compression)
+        pq.write_table(data, tmp, compression=self.compression, use_dictionary=_DICTIONARY[table])
         os.replace(tmp, target)
-        self._rows[table] += data.num_rows
-        self._files[table].append(f"{table}/{name}")
 
     def close(self, status: str = "completed", **extra: Any) -> None:
         """Flush, make sure every table has at least one (possibly empty) part, finish the
@@ -211,10 +322,15 @@ class Recorder:
         self.manifest.update(extra)
         self.closed = True
         self._write_manifest()
+        for pool in (self._writer, self._helper):
+            if pool is not None:
+                pool.shutdown()
+        self._writer = self._helper = None
 
     # -- checkpoint and resume ------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """Where the trajectory stands, for a checkpoint (call after :meth:`flush`)."""
+        self._wait()
         if self._buffered or any(self._batches.values()) or self._staged:
             raise TrajectoryError("flush the recorder before taking its state")
         return {
@@ -267,10 +383,13 @@ class Recorder:
         return self
 
     def _write_manifest(self) -> None:
+        _write_text_atomic(self.path / MANIFEST, self._manifest_text())
+
+    def _manifest_text(self) -> str:
         self.manifest["tables"] = {
             t: {"rows": self._rows[t], "parts": list(self._files[t])} for t in TABLES
         }
-        write_json_atomic(self.path / MANIFEST, self.manifest)
+        return _json_text(self.manifest)
 
     @staticmethod
     def labels(name: str) -> Sequence[str]:

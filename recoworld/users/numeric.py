@@ -31,6 +31,8 @@ __all__ = ["NumericUserModel", "sigmoid"]
 _BOREDOM_REASON = 0.25
 #: Share of the last page already seen above which an instruction is about repetition.
 _REPEAT_REASON = 0.3
+#: Rows whose review draws are made and used together (bounds the [rows, L, 5] uniforms).
+_REVIEW_BLOCK = 1 << 16
 
 
 def sigmoid(x: NDArray[np.floating]) -> NDArray[np.float32]:
@@ -135,7 +137,6 @@ class NumericUserModel(UserModel):
             np.float32
         )
         attention = np.float32(c.attention) ** np.arange(length, dtype=np.float32)
-        draws = rng.random((n, length, 5), dtype=np.float32)
         # The page, item by item: match, click and engagement, mindset update, maybe leaving.
         items = np.ascontiguousarray(feed.items, dtype=np.int32)
         social = np.ascontiguousarray(feed.source == SOURCE_SOCIAL)
@@ -148,28 +149,36 @@ class NumericUserModel(UserModel):
         flags = (*(np.zeros((n, length), bool) for _ in range(5)), np.zeros(n, bool))
         match = np.zeros((n, length), np.float32)
 
-        def review(part: slice) -> None:
-            kernels.respond_page(
-                items[part],
-                social[part],
-                users[part],
-                pop.memory_items,
-                cat.topic,
-                cat.quality,
-                proof,
-                cat.embedding,
-                cat.stance,
-                item_terms,
-                tuple(a[part] for a in state),
-                (*(a[part] for a in traits), attention),
-                (more[part], less[part], fresh[part], NO_TOPIC),
-                draws[part],
-                params,
-                tuple(a[part] for a in flags),
-                match[part],
-            )
+        # The uniforms come in blocks of rows, each reviewed as it is drawn: the same numbers as
+        # one draw of [n, L, 5] (float32 draws do not depend on how they are split), without
+        # holding all of them (at a million users, 240 MB).
+        for start in range(0, n, _REVIEW_BLOCK):
+            block = slice(start, min(start + _REVIEW_BLOCK, n))
+            draws = rng.random((block.stop - block.start, length, 5), dtype=np.float32)
 
-        kernels.by_rows(review, n)
+            def review(part: slice, block: slice = block, draws: NDArray = draws) -> None:
+                rows = slice(block.start + part.start, block.start + part.stop)
+                kernels.respond_page(
+                    items[rows],
+                    social[rows],
+                    users[rows],
+                    pop.memory_items,
+                    cat.topic,
+                    cat.quality,
+                    proof,
+                    cat.embedding,
+                    cat.stance,
+                    item_terms,
+                    tuple(a[rows] for a in state),
+                    (*(a[rows] for a in traits), attention),
+                    (more[rows], less[rows], fresh[rows], NO_TOPIC),
+                    draws[part],
+                    params,
+                    tuple(a[rows] for a in flags),
+                    match[rows],
+                )
+
+            kernels.by_rows(review, block.stop - block.start)
         examined, clicked, liked, shared, commented, left = flags
         # What the user did with what it clicked: dwell time and rating.
         noise = rng.standard_normal((2, int(np.count_nonzero(clicked))), dtype=np.float32)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from recoworld import _kernels as kernels
 from recoworld.config import GraphConfig, UserModelConfig, WorldConfig
 from recoworld.world.catalog import Catalog
 from recoworld.world.graph import SocialGraph
@@ -33,6 +34,8 @@ _NOUNS: dict[str, tuple[str, ...]] = {
 }
 _ADJECTIVES = ("Quick", "Ultimate", "Honest", "Simple", "Wild", "Calm", "Bold", "Classic", "Fresh")
 _QUALITY_WORDS = ("rough", "decent", "solid", "polished", "excellent")
+#: Edges drawn per block by the homophilous generator (bounds its temporaries).
+_EDGE_BLOCK = 1 << 20
 
 
 def _unit_rows(x: NDArray[np.floating]) -> NDArray[np.float32]:
@@ -149,22 +152,44 @@ def generate_graph(
         return SocialGraph.from_networkx(g, n)
     # homophilous: Poisson out-degree; targets by attractiveness, within topic with prob homophily.
     degree = rng.poisson(config.mean_degree, size=n)
-    src = np.repeat(np.arange(n, dtype=np.int64), degree)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(degree, out=indptr[1:])
+    n_edges = int(indptr[-1])
     attract = rng.pareto(1.5, size=n) + 1.0
     order = np.argsort(group, kind="stable")
     cum = np.cumsum(attract[order])
+    # Each edge draws `within` (all edges first), then its weight: global draws over all users,
+    # within-group draws over the group's block of `order`. The draws come in blocks (the same
+    # numbers as one call), and the search for the target runs compiled (no per-edge temporaries).
+    within = np.empty(n_edges, dtype=bool)
+    for start in range(0, n_edges, _EDGE_BLOCK):
+        stop = min(start + _EDGE_BLOCK, n_edges)
+        within[start:stop] = rng.random(stop - start) < config.homophily
+    group_of_source = np.repeat(group, degree)
+    bounds = np.searchsorted(group[order], np.arange(int(group.max()) + 2)).astype(np.int64)
     total = cum[-1]
-    within = rng.random(src.shape[0]) < config.homophily
-    # Global draws over all users, within-group draws over the group's block of `order`.
-    g_of_src = group[src]
-    bounds = np.searchsorted(group[order], np.arange(int(group.max()) + 2))
-    lo = np.where(bounds[g_of_src] > 0, cum[np.maximum(bounds[g_of_src] - 1, 0)], 0.0)
-    hi = cum[bounds[g_of_src + 1] - 1]
-    u = rng.random(src.shape[0])
-    target_w = np.where(within, lo + u * (hi - lo), u * total)
-    pos = np.minimum(np.searchsorted(cum, target_w, side="right"), n - 1)
-    dst = order[pos]
-    return SocialGraph.from_edges(n, src, dst)
+    guide = np.searchsorted(cum, np.arange(n + 1) * (total / n), side="right").astype(np.int64)
+    followee = np.empty(n_edges, dtype=np.int32)
+    order = order.astype(np.int64, copy=False)
+    for start in range(0, n_edges, _EDGE_BLOCK):
+        stop = min(start + _EDGE_BLOCK, n_edges)
+        draws = rng.random(stop - start)
+        block = slice(start, stop)
+        g, w, d = group_of_source[block], within[block], followee[block]
+
+        def targets(
+            rows: slice,
+            g: NDArray[np.integer] = g,
+            w: NDArray[np.bool_] = w,
+            d: NDArray[np.int32] = d,
+            draws: NDArray[np.float64] = draws,
+        ) -> None:
+            kernels.homophilous_targets(
+                g[rows], w[rows], draws[rows], cum, bounds, guide, order, d[rows]
+            )
+
+        kernels.by_rows(targets, stop - start)
+    return SocialGraph.from_rows(n, indptr, followee)
 
 
 def generate_world_parts(
