@@ -486,7 +486,7 @@ def page_records(
     rank, source — 1 where ``source == social_code`` —, from_user, score, propensity) per shown
     item and (session, user, item, rank, action — 4 comment, 3 share, 2 like, 1 click, 0 —,
     clicked, liked, shared, commented, dwell, rating, left) per examined one, ``left`` on the
-    row whose rank is the page's number of examined items − 1 when the user left.
+    row of the highest examined rank when the user left.
     """
     items, source, from_user, score, propensity = page
     examined, clicked, liked, shared, commented = flags
@@ -522,9 +522,10 @@ def page_records(
     for i in range(n):
         u = users[i]
         session = session_id[u]
-        last = -1
+        last = -1  # the highest examined rank (padding may precede a down-ranked item)
         for r in range(length):
-            last += examined[i, r]
+            if examined[i, r]:
+                last = r
         for r in range(length):
             item = items[i, r]
             if item < 0:

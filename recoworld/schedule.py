@@ -62,6 +62,22 @@ __all__ = ["RunResult", "Simulation", "TickOutcome", "TickStats", "drive_ticks"]
 
 logger = logging.getLogger(__name__)
 
+#: Columns of ``kernels.page_records``: per shown item, and per examined one.
+_SHOWN = ("session", "user", "item", "rank", "source", "from_user", "score", "propensity")
+_EXAMINED = (
+    "session",
+    "user",
+    "item",
+    "rank",
+    "action",
+    "clicked",
+    "liked",
+    "shared",
+    "commented",
+    "dwell",
+    "rating",
+    "left",
+)
 _STREAMS = ("activation", "candidates", "policy", "users", "instructions", "returns")
 #: Stages that draw nothing unless a social behaviour is switched on have a stream of their own.
 _SOCIAL_STREAM = "social"
@@ -275,6 +291,7 @@ class Simulation:
         """Advance the world by one tick through stages 1–9, with the simulation's own policy."""
         request = self.begin_tick()
         slates = self.policy.recommend(request) if request is not None else None
+        del request  # the candidate pools ([n, C]) can go once the feed is composed
         return self.end_tick(slates).stats
 
     def begin_tick(self) -> RecommendRequest | None:
@@ -353,6 +370,7 @@ class Simulation:
             self._close_tick()
             return TickOutcome(stats=TickStats(t, 0, int(started.size), 0, 0, 0, 0))
         users = request.users
+        del request  # nothing below reads the candidate pools: free them before respond
         responses = self.user_model.respond(self.world, feed, self.streams["users"])
         events = self._6_apply(feed, responses)
         instructions = self._7_instructions(feed, responses)
@@ -646,63 +664,40 @@ class Simulation:
         extra = [drain() for drain in drains if drain is not None]
         if self.recorder is None and not wants_feedback:
             return
-        row, rank = np.nonzero(valid)
         if self.recorder is not None:
             rec = self.recorder
-            user_col = users[row]
-            session_col = pop.session_id[user_col]
+            # One compiled pass over the pages instead of a boolean-mask gather per column.
+            shown, examined = kernels.page_records(
+                users,
+                pop.session_id,
+                (feed.items, feed.source, feed.from_user, feed.score, feed.propensity),
+                (r.examined, r.clicked, r.liked, r.shared, r.commented),
+                (r.dwell, r.rating),
+                r.left,
+                SOURCE_SOCIAL,
+            )
+            tick_shown = np.full(shown[0].size, t, np.int32)
             rec.stage(
                 "impressions",
                 {
                     "run": self.run_id,
-                    "tick": np.full(row.size, t, np.int32),
-                    "session": session_col,
-                    "user": user_col,
-                    "item": feed.items[valid],
-                    "rank": rank,
-                    "source": (feed.source[valid] == SOURCE_SOCIAL).astype(np.int8),
-                    "from_user": feed.from_user[valid],
-                    "score": feed.score[valid],
-                    "propensity": feed.propensity[valid],
+                    "tick": tick_shown,
+                    **dict(zip(_SHOWN, shown, strict=True)),
                     "policy": self.policy.name,
                 },
             )
-            ex = r.examined[valid]
-            seen = valid & r.examined
-            erow, erank = row[ex], rank[ex]
-            # The last item the user examined: the highest examined rank (not the count − 1,
-            # which differs when padding precedes an examined item, e.g. a down-ranked one).
-            last = np.where(r.examined, np.arange(r.examined.shape[1]), -1).max(axis=1)
-            action = np.select(
-                [
-                    r.commented[seen],
-                    r.shared[seen],
-                    r.liked[seen],
-                    r.clicked[seen],
-                ],
-                [4, 3, 2, 1],
-                0,
-            ).astype(np.int8)
+            tick_examined = np.full(examined[0].size, t, np.int32)
             rec.stage(
                 "responses",
                 {
                     "run": self.run_id,
-                    "tick": np.full(erow.size, t, np.int32),
-                    "session": session_col[ex],
-                    "user": user_col[ex],
-                    "item": feed.items[seen],
-                    "rank": erank,
-                    "action": action,
-                    "clicked": r.clicked[seen],
-                    "liked": r.liked[seen],
-                    "shared": r.shared[seen],
-                    "commented": r.commented[seen],
-                    "dwell": r.dwell[seen],
-                    "rating": r.rating[seen],
-                    "left": r.left[erow] & (erank == last[erow]),
+                    "tick": tick_examined,
+                    **dict(zip(_EXAMINED, examined, strict=True)),
                 },
             )
             if len(instr):
+                from recoworld.trajectory.recorder import LabelLists
+
                 names = self.world.catalog.topic_names
                 rec.stage(
                     "instructions",
@@ -713,8 +708,8 @@ class Simulation:
                         "user": instr.users,
                         "page": pop.session_pages[instr.users],
                         "text": instr.text,
-                        "intent_more": [[names[m]] if m >= 0 else [] for m in instr.more],
-                        "intent_less": [[names[m]] if m >= 0 else [] for m in instr.less],
+                        "intent_more": LabelLists(instr.more, names),
+                        "intent_less": LabelLists(instr.less, names),
                         "constraint": [c or None for c in instr.constraint],
                         "reason": instr.reason,
                         "risk": instr.risk,
@@ -743,6 +738,7 @@ class Simulation:
             rec.commit(t)
         if not wants_feedback:
             return
+        row, rank = np.nonzero(valid)
         self.policy.update(
             Feedback(
                 tick=t,

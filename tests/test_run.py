@@ -306,3 +306,17 @@ def test_request_history_is_computed_on_read_and_sealed_after_the_users_respond(
         _ = lazy.requests[-1].history
     with pytest.raises(AttributeError, match="read-only"):
         lazy.requests[-1].k = 3
+
+
+def test_label_lists_build_the_same_arrow_column_as_python_lists() -> None:
+    import pyarrow as pa
+
+    from recoworld.trajectory.recorder import LabelLists, _column
+
+    field = TABLES["instructions"].field("intent_less")
+    labels = ["news", "sports", "music"]
+    codes = np.array([2, -1, 0, 1, -1, 2], np.int8)
+    expected = pa.array([[labels[c]] if c >= 0 else [] for c in codes], field.type)
+    built = _column(field, LabelLists(codes, labels), len(codes))
+    assert built.equals(expected)
+    assert _column(field, LabelLists(codes[:0], labels), 0).equals(pa.array([], field.type))

@@ -21,12 +21,14 @@ import os
 import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from numpy.typing import NDArray
 
 from recoworld.errors import TrajectoryError
 from recoworld.trajectory.schema import (
@@ -39,7 +41,7 @@ from recoworld.trajectory.schema import (
     schema_of,
 )
 
-__all__ = ["MANIFEST", "Recorder", "prepare_run_dir", "write_json_atomic"]
+__all__ = ["MANIFEST", "LabelLists", "Recorder", "prepare_run_dir", "write_json_atomic"]
 
 logger = logging.getLogger(__name__)
 
@@ -134,8 +136,31 @@ def _constant_codes(n: int) -> pa.Array:
     return pa.array(zeros[:n])
 
 
+@dataclass(frozen=True, slots=True)
+class LabelLists:
+    """A ``list<string>`` column of zero or one label per row, given as codes: row ``i`` is
+    ``[labels[codes[i]]]``, or ``[]`` where ``codes[i] < 0`` — built by Arrow from offsets,
+    not a Python list per row."""
+
+    codes: NDArray[np.integer]
+    labels: Sequence[str]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def to_arrow(self) -> pa.Array:
+        codes = np.asarray(self.codes)
+        has = codes >= 0
+        offsets = np.zeros(codes.size + 1, np.int32)
+        np.cumsum(has, out=offsets[1:])
+        values = pa.array(list(self.labels), pa.string()).take(pa.array(codes[has]))
+        return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
 def _column(field: pa.Field, value: Any, n: int) -> pa.Array:
     name, typ = field.name, field.type
+    if isinstance(value, LabelLists):
+        return value.to_arrow().cast(typ)
     if name in _CONSTANT:
         return pa.DictionaryArray.from_arrays(
             _constant_codes(n), pa.array([str(value)], pa.string())
