@@ -687,15 +687,18 @@ def top_k_rows(scores: NDArray[np.floating], cols: NDArray[np.int64]) -> None:
 @_jit
 def top_k_gather(
     table: NDArray[np.floating],
-    candidates: NDArray[np.integer],
+    ring: NDArray[np.integer],
+    starts: NDArray[np.int64],
+    width: int,
     cols: NDArray[np.int64],
     items: NDArray[np.int32],
     scores: NDArray[np.float32],
 ) -> None:
     """:func:`top_k_rows` of the scores ``table[candidates]`` (one score per item) without
-    building them: ``cols[i]`` the best columns of row ``i``, ``items[i]`` their candidates and
-    ``scores[i]`` their scores (as float32)."""
-    n, width = candidates.shape
+    building them, for candidate pools given as windows — row ``i`` is
+    ``ring[starts[i] : starts[i] + width]``: ``cols[i]`` the best columns of row ``i``,
+    ``items[i]`` their candidates and ``scores[i]`` their scores (as float32)."""
+    n = starts.shape[0]
     k = cols.shape[1]
     if k == 0:
         return
@@ -703,13 +706,14 @@ def top_k_gather(
     keep = np.empty(width, np.int64)
     best = np.empty(k, np.float64)
     for i in range(n):
+        s = starts[i]
         for c in range(width):
-            vals[c] = table[candidates[i, c]]
+            vals[c] = table[ring[s + c]]
         _top_k_of(vals, k, keep, best, cols[i])
         for j in range(k):
-            c = cols[i, j]
-            items[i, j] = candidates[i, c]
-            scores[i, j] = table[candidates[i, c]]
+            item = ring[s + cols[i, j]]
+            items[i, j] = item
+            scores[i, j] = table[item]
 
 
 @_jit

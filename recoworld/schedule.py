@@ -44,6 +44,7 @@ from recoworld.errors import ConfigError, PolicyError, RecoworldError
 from recoworld.feed import compose_feed, deliver_shares, social_capacity, take_inbox
 from recoworld.policies import make_policy
 from recoworld.policies.base import (
+    CandidateWindows,
     Feedback,
     OracleView,
     Recommender,
@@ -290,9 +291,16 @@ class Simulation:
     def step(self) -> TickStats:
         """Advance the world by one tick through stages 1–9, with the simulation's own policy."""
         request = self.begin_tick()
-        slates = self.policy.recommend(request) if request is not None else None
-        del request  # the candidate pools ([n, C]) can go once the feed is composed
-        return self.end_tick(slates).stats
+        if request is None:
+            return self.end_tick(None).stats
+        slates = self.policy.recommend(request)
+        # The candidate pools ([n, C]) and then the slates are the tick's largest arrays; nothing
+        # reads them past recommending and composing, so they go before the users respond.
+        request.release_candidates()
+        del request
+        self.compose(slates)
+        del slates
+        return self.complete().stats
 
     def begin_tick(self) -> RecommendRequest | None:
         """Stages 1–2 of a tick: activate users, draw candidates; the request for a policy.
@@ -459,17 +467,18 @@ class Simulation:
         pop.n_sessions[users] += 1
         self.totals.sessions_started += int(users.size)
 
-    def _2_candidates(self, users: NDArray[np.int64]) -> NDArray[np.int32]:
+    def _2_candidates(self, users: NDArray[np.int64]) -> CandidateWindows:
         rng, n_items = self.streams["candidates"], self.world.catalog.n_live
         perm = rng.permutation(n_items).astype(np.int32)
         offsets = rng.integers(0, n_items, size=users.size)
-        # Row j is perm[offset_j : offset_j + C], wrapping around the end of perm.
+        # Row j is perm[offset_j : offset_j + C], wrapping around the end of perm; copied out
+        # only if the policy reads request.candidates.
         c = self.config.feed.n_candidates
         ring = np.concatenate([perm, perm[: c - 1]])
-        return np.lib.stride_tricks.sliding_window_view(ring, c)[offsets]
+        return CandidateWindows(ring, offsets.astype(np.int64, copy=False), c)
 
     def _3_request(
-        self, t: int, users: NDArray[np.int64], candidates: NDArray[np.int32]
+        self, t: int, users: NDArray[np.int64], candidates: CandidateWindows
     ) -> RecommendRequest:
         pop = self.world.population
         spoke = pop.last_instruction[users] >= 0
@@ -676,22 +685,22 @@ class Simulation:
                 r.left,
                 SOURCE_SOCIAL,
             )
-            tick_shown = np.full(shown[0].size, t, np.int32)
+            # One column of t for impressions and responses (Arrow keeps views of it, not copies).
+            tick = np.full(shown[0].size, t, np.int32)
             rec.stage(
                 "impressions",
                 {
                     "run": self.run_id,
-                    "tick": tick_shown,
+                    "tick": tick,
                     **dict(zip(_SHOWN, shown, strict=True)),
                     "policy": self.policy.name,
                 },
             )
-            tick_examined = np.full(examined[0].size, t, np.int32)
             rec.stage(
                 "responses",
                 {
                     "run": self.run_id,
-                    "tick": tick_examined,
+                    "tick": tick[: examined[0].size],
                     **dict(zip(_EXAMINED, examined, strict=True)),
                 },
             )

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from recoworld import _kernels as kernels
 from recoworld.config import ScenarioConfig, override
+from recoworld.policies.base import CandidateWindows
 from recoworld.schedule import Simulation
 
 
@@ -177,6 +178,7 @@ def test_slates_from_item_scores_match_slates_from_scores(seed: int, width: int,
 
     request = Request()
     request.candidates, request.k = candidates, k  # type: ignore[attr-defined]
+    request.candidate_windows = CandidateWindows.of(candidates)  # type: ignore[attr-defined]
     a = slates_from_scores(request, table[candidates], 0.5)  # type: ignore[arg-type]
     b = slates_from_item_scores(request, table, 0.5)  # type: ignore[arg-type]
     pairs = zip(
@@ -185,6 +187,44 @@ def test_slates_from_item_scores_match_slates_from_scores(seed: int, width: int,
     for x, y in pairs:
         assert x.dtype == y.dtype
         assert x.tobytes() == y.tobytes()
+
+
+def test_candidate_windows_are_the_pools_the_schedule_draws() -> None:
+    from recoworld.errors import PolicyError
+    from recoworld.policies.base import RecommendRequest, slates_from_item_scores
+
+    rng = np.random.default_rng(5)
+    n_items, width, n = 40, 6, 25
+    perm = rng.permutation(n_items).astype(np.int32)
+    ring = np.concatenate([perm, perm[: width - 1]])
+    starts = rng.integers(0, n_items, n).astype(np.int64)
+    expected = np.lib.stride_tricks.sliding_window_view(ring, width)[starts]
+    windows = CandidateWindows(ring, starts, width)
+    assert windows.materialize().tobytes() == expected.tobytes()
+
+    def request() -> RecommendRequest:
+        return RecommendRequest(
+            tick=0,
+            users=np.arange(n, dtype=np.int64),
+            candidates=windows,
+            k=3,
+            catalog=None,  # type: ignore[arg-type]
+            history=np.zeros((n, 0), np.int32),
+            instructions=[None] * n,
+            instruction_age=np.full(n, -1, np.int32),
+            session_pages=np.zeros(n, np.int32),
+            rng=np.random.default_rng(0),
+        )
+
+    table = rng.random(n_items).astype(np.float32)
+    lazy, eager = request(), request()
+    assert eager.candidates.tobytes() == expected.tobytes()  # copied out on first read
+    a, b = slates_from_item_scores(lazy, table), slates_from_item_scores(eager, table)
+    assert a.items.tobytes() == b.items.tobytes()
+    assert a.scores.tobytes() == b.scores.tobytes()
+    lazy.release_candidates()
+    with pytest.raises(PolicyError, match="candidates of tick 0 was read after the policy"):
+        _ = lazy.candidates
 
 
 def test_page_records_match_the_boolean_mask_gathers() -> None:

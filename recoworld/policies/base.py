@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from recoworld.world.graph import SocialGraph
 
 __all__ = [
+    "CandidateWindows",
     "Feedback",
     "OracleView",
     "RecommendRequest",
@@ -64,13 +65,43 @@ class OracleView:
     w_stance: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class CandidateWindows:
+    """Candidate pools as windows of one ring of item ids: row ``i`` is
+    ``ring[starts[i] : starts[i] + width]``.
+
+    The schedule draws its pools this way (windows of one permutation of the catalogue) and
+    hands them to the request uncopied; :attr:`RecommendRequest.candidates` copies them into the
+    ``[n, width]`` array on first read, and compiled scorers such as
+    :func:`slates_from_item_scores` read the windows directly (no 400 MB array at a million
+    users).
+    """
+
+    ring: NDArray[np.int32]
+    starts: NDArray[np.int64]
+    width: int
+
+    @classmethod
+    def of(cls, candidates: NDArray[np.int32]) -> CandidateWindows:
+        """The windows of a ``[n, C]`` array: its rows, back to back."""
+        arr = np.ascontiguousarray(candidates)
+        n, width = arr.shape
+        return cls(arr.reshape(-1), np.arange(n, dtype=np.int64) * width, int(width))
+
+    def materialize(self) -> NDArray[np.int32]:
+        windows = np.lib.stride_tricks.sliding_window_view(self.ring, self.width)
+        return np.ascontiguousarray(windows[self.starts])
+
+
 class RecommendRequest:
     """One page request for each of ``users`` (``n`` rows). Read-only.
 
     Attributes:
         tick: the current tick.
         users: user ids, ``[n]``.
-        candidates: each user's candidate pool (item ids), ``[n, C]``, distinct per row.
+        candidates: each user's candidate pool (item ids), ``[n, C]``, distinct per row (given
+            as an array or as :class:`CandidateWindows`, copied out on first read);
+            :attr:`candidate_windows` reads them without the copy.
         k: slate size to return.
         catalog: the catalogue (item features and public counters); read it, never write it.
         history: the items each user examined most recently, newest first, ``[n, M]`` (−1 empty).
@@ -92,9 +123,9 @@ class RecommendRequest:
     """
 
     __slots__ = (
+        "_candidates",
         "_history",
         "_instructions",
-        "candidates",
         "catalog",
         "graph",
         "instruction_age",
@@ -107,7 +138,7 @@ class RecommendRequest:
     )
     tick: int
     users: NDArray[np.int64]
-    candidates: NDArray[np.int32]
+    _candidates: NDArray[np.int32] | CandidateWindows | Callable[[], NoReturn]
     k: int
     catalog: Catalog
     instruction_age: NDArray[np.int32]
@@ -123,7 +154,7 @@ class RecommendRequest:
         *,
         tick: int,
         users: NDArray[np.int64],
-        candidates: NDArray[np.int32],
+        candidates: NDArray[np.int32] | CandidateWindows,
         k: int,
         catalog: Catalog,
         history: NDArray[np.int32] | Callable[[], NDArray[np.int32]],
@@ -137,7 +168,7 @@ class RecommendRequest:
         values = {
             "tick": tick,
             "users": users,
-            "candidates": candidates,
+            "_candidates": candidates,
             "k": k,
             "catalog": catalog,
             "_history": history,
@@ -162,6 +193,37 @@ class RecommendRequest:
         return int(self.users.shape[0])
 
     @property
+    def candidates(self) -> NDArray[np.int32]:
+        """``[n, C]`` item ids each user's slate is chosen from."""
+        value = self._candidates
+        if isinstance(value, CandidateWindows):
+            value = value.materialize()
+            object.__setattr__(self, "_candidates", value)
+        elif callable(value):
+            value()  # released: raises PolicyError
+        assert isinstance(value, np.ndarray)
+        return value
+
+    @property
+    def candidate_windows(self) -> CandidateWindows:
+        """The candidate pools as :class:`CandidateWindows`, without copying them out."""
+        value = self._candidates
+        if isinstance(value, CandidateWindows):
+            return value
+        return CandidateWindows.of(self.candidates)
+
+    def release_candidates(self) -> None:
+        """Let the candidate pools go (the tick's largest array: 400 MB at a million users).
+
+        :meth:`Simulation.step` calls this once its own policy has recommended; reading
+        :attr:`candidates` afterwards raises :class:`PolicyError`. Faces that hand the request to
+        an agent do not call it.
+        """
+        object.__setattr__(
+            self, "_candidates", _sealed(self.tick, "candidates", "the policy recommended")
+        )
+
+    @property
     def history(self) -> NDArray[np.int32]:
         value = self._history
         if callable(value):
@@ -184,10 +246,10 @@ class RecommendRequest:
                 object.__setattr__(self, name, _sealed(self.tick, name.lstrip("_")))
 
 
-def _sealed(tick: int, name: str) -> Callable[[], NoReturn]:
+def _sealed(tick: int, name: str, when: str = "the users responded") -> Callable[[], NoReturn]:
     def fail() -> NoReturn:
         raise PolicyError(
-            f"RecommendRequest.{name} of tick {tick} was first read after the users responded; "
+            f"RecommendRequest.{name} of tick {tick} was read after {when}; "
             "read it while recommending (inside recommend()), or copy it then"
         )
 
@@ -311,17 +373,19 @@ def slates_from_item_scores(
     ``slates_from_scores(request, item_scores[request.candidates])``, without building the
     ``[n, C]`` score matrix."""
     table = np.asarray(item_scores)
-    candidates = request.candidates
-    if table.dtype not in (np.float32, np.float64) or candidates.ndim != 2:
-        return slates_from_scores(request, table[candidates], propensities)
-    n, width = candidates.shape
+    if table.dtype not in (np.float32, np.float64):
+        return slates_from_scores(request, table[request.candidates], propensities)
+    pools = request.candidate_windows
+    n, width = pools.starts.shape[0], pools.width
     k = max(0, min(request.k, width))
     cols = np.empty((n, k), np.intp)
-    items: NDArray[np.int32] = np.empty((n, k), candidates.dtype)
+    items: NDArray[np.int32] = np.empty((n, k), pools.ring.dtype)
     best = np.empty((n, k), np.float32)
 
     def select(rows: slice) -> None:
-        kernels.top_k_gather(table, candidates[rows], cols[rows], items[rows], best[rows])
+        kernels.top_k_gather(
+            table, pools.ring, pools.starts[rows], width, cols[rows], items[rows], best[rows]
+        )
 
     kernels.by_rows(select, n)
     return _slates(request, cols, items, best, propensities)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from recoworld.errors import TrajectoryError
 from recoworld.trajectory.recorder import MANIFEST
 from recoworld.trajectory.schema import SCHEMA_VERSION, TABLES, schema_of
+
+if TYPE_CHECKING:  # pandas is imported by Arrow's to_pandas when a table is read, not before
+    import pandas as pd
 
 __all__ = ["Run", "read_arrow", "read_manifest", "read_run", "read_table"]
 
