@@ -18,6 +18,7 @@ __all__ = [
     "ProbeError",
     "RecoworldError",
     "RenderModeError",
+    "ReportError",
     "ScenarioNotFoundError",
     "TrajectoryError",
 ]
@@ -70,6 +71,14 @@ class CheckpointError(RecoworldError):
 
 class TrajectoryError(RecoworldError):
     """A run folder or trajectory table is missing, unreadable, or of an unknown schema version."""
+
+
+class ReportError(TrajectoryError):
+    """``recoworld report`` cannot use its source: a missing folder, a file, a folder that is
+    neither a run folder (``manifest.json``) nor a benchmark folder (``results.parquet`` or
+    ``results.csv``), or benchmark results without ``policy`` and ``seed`` columns. The message
+    says what to pass instead. (A ``TrajectoryError`` too: an unreadable table of a run folder
+    still raises that.)"""
 
 
 class RenderModeError(ConfigError, TypeError):

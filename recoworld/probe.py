@@ -64,6 +64,7 @@ __all__ = [
     "ProbePolicy",
     "ProbeReport",
     "add_probe_parser",
+    "decision_notes",
     "inject_item",
     "load_item",
     "parse_item",
@@ -768,6 +769,35 @@ def _spread(run_dir: Path, item: int, log: _ItemLog) -> dict[str, Any]:
     }
 
 
+def decision_notes(text: str | None) -> list[dict[str, str]] | None:
+    """The entries of one LLM page decision (the ``output`` of a valid ``page`` row of
+    ``llm_calls``), one per item of the page in rank order, as the LLM user model applies them:
+    ``action``, ``why`` and ``comment`` (the comment's text where the action is ``comment``,
+    else empty), whitespace collapsed; an entry that is not an object is all empty. ``None`` when
+    the output is missing or is not a decision."""
+    if not text:
+        return None
+    try:
+        entries = json.loads(text, strict=False).get("items", [])
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(entries, list):
+        return None
+    out: list[dict[str, str]] = []
+    for entry in entries:
+        fields = entry if isinstance(entry, dict) else {}
+        action = str(fields.get("action", ""))
+        comment = " ".join(str(fields.get("comment") or "").split())
+        out.append(
+            {
+                "action": action,
+                "why": " ".join(str(fields.get("why") or "").split()),
+                "comment": comment if action == "comment" else "",
+            }
+        )
+    return out
+
+
 def _llm_feedback(
     run_dir: Path, item: int, log: _ItemLog, chosen: NDArray[np.bool_]
 ) -> dict[str, list[dict[str, Any]]]:
@@ -809,23 +839,15 @@ def _llm_feedback(
         if not text or shown is None:
             continue
         position = np.flatnonzero(shown == item)
-        try:
-            entries = json.loads(text, strict=False).get("items", [])
-        except (ValueError, AttributeError):
-            continue
-        if position.size == 0 or position[0] >= len(entries):
+        entries = decision_notes(text)
+        if entries is None or position.size == 0 or position[0] >= len(entries):
             continue
         entry = entries[int(position[0])]
-        if not isinstance(entry, dict):
-            continue
         base = {"user": user, "tick": tick, "chosen": bool(chosen[user])}
-        action = str(entry.get("action", ""))
-        comment = " ".join(str(entry.get("comment") or "").split())
-        why = " ".join(str(entry.get("why") or "").split())
-        if comment and action == "comment":  # a comment the user posted (``commented``)
-            out["comments"].append({**base, "action": action, "text": comment})
-        if why:
-            out["rationales"].append({**base, "action": action, "text": why})
+        if entry["comment"]:  # a comment the user posted (``commented``)
+            out["comments"].append({**base, "action": entry["action"], "text": entry["comment"]})
+        if entry["why"]:
+            out["rationales"].append({**base, "action": entry["action"], "text": entry["why"]})
     return out
 
 
