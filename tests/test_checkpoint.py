@@ -170,8 +170,17 @@ def test_periodic_checkpoints_and_more_ticks(tmp_path: Path) -> None:
     )
     assert code == 0
     assert read_header(tmp_path / "cli" / CHECKPOINT_FILE)["tick"] == 15
-    assert main(["resume", str(tmp_path / "cli"), "--ticks", "3", "-q"]) == 0
-    assert read_manifest(tmp_path / "cli")["ticks_completed"] == 18
+    # A completed run is not resumed: that would delete ticks 15-19 and write back only 3.
+    before = sorted(p.name for p in (tmp_path / "cli").rglob("*.parquet"))
+    assert main(["resume", str(tmp_path / "cli"), "--ticks", "3", "-q"]) == 2
+    assert read_manifest(tmp_path / "cli")["ticks_completed"] == 20
+    assert sorted(p.name for p in (tmp_path / "cli").rglob("*.parquet")) == before
+    # An interrupted one continues for exactly the ticks asked for.
+    calls = iter(range(10_000))
+    sim = Simulation(social_config(), out_dir=tmp_path / "cut")
+    assert sim.run(should_stop=lambda: next(calls) >= 6).status == "interrupted"
+    assert main(["resume", str(tmp_path / "cut"), "--ticks", "3", "-q"]) == 0
+    assert read_manifest(tmp_path / "cut")["ticks_completed"] == 9
 
 
 def test_checkpoint_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

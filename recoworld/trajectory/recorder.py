@@ -383,6 +383,14 @@ class Recorder:
                 f"{path} holds run {on_disk.get('run_id')!r}, the checkpoint run "
                 f"{state['manifest'].get('run_id')!r}"
             )
+        if on_disk.get("status") == "completed":
+            # Resuming would delete the ticks recorded after the checkpoint, and a continuation
+            # shorter than them would not write them back: a completed run is left as it is.
+            raise TrajectoryError(
+                f"{path} holds a completed run ({on_disk.get('ticks_completed')} ticks; the "
+                f"checkpoint is at tick {state['ticks_completed']}): there is nothing to resume, "
+                "and resuming would rewrite what it recorded; start a new run to simulate further"
+            )
         self = cls.__new__(cls)
         self.path = path
         self.flush_rows = int(state["flush_rows"])
