@@ -32,10 +32,35 @@ _RUN_EXAMPLES = """\
 examples:
   recoworld run                                  # the default scenario, seed 0
   recoworld run retention --seed 3 --days 2      # a shipped scenario, shortened
-  recoworld run envs/social.yaml --out runs/s1   # a scenario file, into a chosen folder
+  recoworld run envs/social.yaml --out runs/s1 --report   # a scenario file; an HTML report
   recoworld run --users 100000 --ticks 12        # exactly 12 ticks of a bigger world
   recoworld run --policy oracle --set users.max_instructions=0
   recoworld run --dataset ../shared/data/lastfm-2k --days 1   # a world built from real data
+"""
+
+
+_TOP_EXAMPLES = """\
+examples:
+  recoworld doctor                               # what is installed, and does it work?
+  recoworld run --users 2000 --days 1            # a first run (seconds)
+  recoworld experiment echo-chamber --seeds 2 --set world.n_users=1000
+  recoworld run --help                           # each command's options and examples
+
+documentation: docs/index.md (mkdocs serve, with the docs extra)
+"""
+
+_ENVS_EXAMPLES = """\
+examples:
+  recoworld envs                                 # scenarios and environment ids, as tables
+  recoworld envs --json                          # the same, machine-readable
+"""
+
+_DOCTOR_EXAMPLES = """\
+examples:
+  recoworld doctor                               # versions, extras, compiled kernels
+  recoworld doctor --json                        # the same, machine-readable
+  recoworld doctor --llm-base-url http://127.0.0.1:8765/v1 --llm-model tiny
+  recoworld doctor --scenario envs/social.yaml --data-dir ../shared/data
 """
 
 
@@ -62,6 +87,8 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recoworld",
         description="Simulate users, recommenders and a social graph; log everything as Parquet.",
+        epilog=_TOP_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"recoworld {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -110,6 +137,11 @@ def _build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--llm-budget-tokens", type=int, help="stop cleanly after N tokens")
     llm.add_argument("--llm-concurrency", type=int, help="requests in flight at once")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--report",
+        action="store_true",
+        help="also write RUN_DIR/report.html (recoworld report) and print where it is",
+    )
 
     bench = sub.add_parser(
         "bench",
@@ -120,7 +152,7 @@ def _build_parser() -> argparse.ArgumentParser:
             "confidence intervals) and plots."
         ),
         epilog="examples:\n  recoworld bench benchmarks/suites/default.yaml --jobs 2\n"
-        "  recoworld bench benchmarks/suites/instructions.yaml --seeds 3 --out runs/bench-i\n"
+        "  recoworld bench benchmarks/suites/instructions.yaml --seeds 3 --out runs/bi --report\n"
         "  recoworld bench benchmarks/suites/instructions.yaml --set world.seed=1\n"
         "  recoworld bench benchmarks/suites/default.yaml --backend ray --address auto\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -149,6 +181,11 @@ def _build_parser() -> argparse.ArgumentParser:
         help="override a scenario key for every run, on top of the suite's set (repeatable)",
     )
     bench.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    bench.add_argument(
+        "--report",
+        action="store_true",
+        help="also write OUT/report.html (recoworld report) and print where it is",
+    )
 
     experiment = sub.add_parser(
         "experiment",
@@ -221,6 +258,21 @@ def _build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--out", type=Path, help="replay folder (default: RUN_DIR-replay)")
     replay.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
+    from recoworld.report import add_report_arguments
+
+    report = sub.add_parser(
+        "report",
+        help="write a self-contained HTML report of a run or a benchmark",
+        description=(
+            "Write one static HTML file (tables, inline SVG charts and, for a run, a session "
+            "viewer) that loads nothing from the network; print its path. See docs/reports.md."
+        ),
+        epilog="examples:\n  recoworld report runs/default-seed0\n"
+        "  recoworld report runs/bench-default --out bench.html\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_report_arguments(report)
+
     from recoworld.probe import add_probe_parser
 
     add_probe_parser(sub)
@@ -228,8 +280,52 @@ def _build_parser() -> argparse.ArgumentParser:
         "envs",
         help="list the shipped scenarios and the registered environments",
         description="List the shipped scenarios (envs/*.yaml) and registered environment ids.",
+        epilog=_ENVS_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     envs.add_argument("--json", action="store_true", help="machine-readable output")
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="check the installation: versions, optional extras, kernels, data, LLM server",
+        description=(
+            "Print the versions of Python, recoworld and its core libraries; which optional "
+            "extras are installed (and how to install the others); whether the compiled kernels "
+            "work; with --data-dir, which datasets a data folder holds; and whether the LLM "
+            "endpoint answers (GET /models: latency and served models) — the one given by "
+            "--llm-base-url, else the scenario's llm.client, else OPENAI_BASE_URL. The API key "
+            "is read from the environment and never printed. Exit status 0 when everything "
+            "asked for works, 1 when something does not (an endpoint that does not answer, a "
+            "model it does not serve, a missing data folder, kernels that fail)."
+        ),
+        epilog=_DOCTOR_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    doctor.add_argument(
+        "--llm-base-url",
+        action="append",
+        metavar="URL",
+        help="OpenAI-compatible endpoint to check (…/v1); repeatable",
+    )
+    doctor.add_argument(
+        "--llm-model", metavar="NAME", help="model the endpoint must serve (default: OPENAI_MODEL)"
+    )
+    doctor.add_argument(
+        "--scenario",
+        help="take the LLM endpoint, model and dataset from this scenario (name or YAML path)",
+    )
+    doctor.add_argument(
+        "--data-dir", type=Path, metavar="DIR", help="a data folder to check (e.g. ../shared/data)"
+    )
+    doctor.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds to wait for each endpoint (default 5)",
+    )
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor.add_argument("-q", "--quiet", action="store_true", help="no progress spinner")
 
     personas = sub.add_parser(
         "personas",
@@ -394,11 +490,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     with err.status("building the world…", spinner="dots") if not args.quiet else _null():
         sim = Simulation(config, out_dir=out)
-    return _execute(sim, out, config.name, args.quiet)
+    return _execute(sim, out, config.name, args.quiet, report=args.report)
 
 
-def _execute(sim: Any, out: Path, title: str, quiet: bool, n_ticks: int | None = None) -> int:
-    """Run ``sim`` with a progress bar and Ctrl-C handling; print the summary."""
+def _execute(
+    sim: Any,
+    out: Path,
+    title: str,
+    quiet: bool,
+    n_ticks: int | None = None,
+    *,
+    report: bool = False,
+) -> int:
+    """Run ``sim`` with a progress bar and Ctrl-C handling; print the summary (and, with
+    ``report``, write the HTML report of what was recorded and print its path)."""
     from recoworld._progress import tick_progress
     from recoworld.metrics.summary import summarize_run
 
@@ -409,6 +514,8 @@ def _execute(sim: Any, out: Path, title: str, quiet: bool, n_ticks: int | None =
     summary = summarize_run(out)
     _print_summary(summary, result.status, result.ticks, sim.horizon)
     print(f"Run folder: {out.resolve()}")
+    if report:
+        _report(out)
     if status == "interrupted":
         print(
             f"recoworld: interrupted after {result.ticks} ticks; every completed tick is saved; "
@@ -452,7 +559,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             run_suite(suite, out, jobs=args.jobs, seeds=args.seeds, on_done=done)
     print((out / "summary.md").read_text(encoding="utf-8"))
     print(f"Results: {out.resolve()} (results.csv, results.parquet, summary.md, plots/)")
+    if args.report:
+        _report(out)
     return 0
+
+
+def _report(source: Path) -> None:
+    from recoworld.report import build_report
+
+    print(f"Report: {build_report(source).resolve()}")
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
@@ -510,11 +625,15 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
     from recoworld.schedule import Simulation
 
     if args.ticks is not None and args.ticks < 1:
         raise RecoworldError(f"--ticks: expected an integer >= 1, got {args.ticks}")
-    sim = Simulation.resume(args.checkpoint)
+    err = Console(stderr=True)
+    with err.status("loading the checkpoint…", spinner="dots") if not args.quiet else _null():
+        sim = Simulation.resume(args.checkpoint)
     if sim.recorder is None:
         raise RecoworldError(f"{args.checkpoint}: the checkpoint of a run that recorded nothing")
     out = sim.recorder.path
@@ -522,14 +641,25 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
     from recoworld.replay import compare_runs, replay_simulation
 
+    err = Console(stderr=True)
     out = args.out or args.run_dir.with_name(args.run_dir.name + "-replay")
-    sim = replay_simulation(args.run_dir, out)
+    with (
+        err.status("rebuilding the run from its manifest…", spinner="dots")
+        if not args.quiet
+        else _null()
+    ):
+        sim = replay_simulation(args.run_dir, out)
     code = _execute(sim, out, f"replay {args.run_dir.name}", args.quiet)
     if code:
         return code
-    differences = compare_runs(args.run_dir, out)
+    with (
+        err.status("comparing the trajectory files…", spinner="dots") if not args.quiet else _null()
+    ):
+        differences = compare_runs(args.run_dir, out)
     if differences:
         print(f"replay differs from the original in: {', '.join(differences)}", file=sys.stderr)
         return 1
@@ -551,7 +681,10 @@ def _cmd_fidelity(args: argparse.Namespace) -> int:
         ratios = []
     if not ratios or min(ratios) < 1:
         raise RecoworldError(f"--ratios {args.ratios!r}: expected integers >= 1, e.g. 1,2,3,9")
-    dataset = load_dataset(args.dataset, args.format)
+    err = Console(stderr=True)
+    quiet = args.quiet or args.json
+    with err.status("loading the dataset…", spinner="dots") if not quiet else _null():
+        dataset = load_dataset(args.dataset, args.format)
     numeric = NumericDiscriminator(seed=args.seed)
     discriminator: Any = numeric
     if args.user_model == "llm":
@@ -578,8 +711,8 @@ def _cmd_fidelity(args: argparse.Namespace) -> int:
         BarColumn(),
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=args.quiet or args.json,
+        console=err,
+        disable=quiet,
     )
     with progress:
         task = progress.add_task("loading", total=len(ratios) + 2, name=dataset.name)
@@ -749,6 +882,362 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- recoworld doctor ------------------------------------------------------------------------
+
+#: The core libraries whose versions `recoworld doctor` prints (distribution names).
+_CORE = ("numpy", "numba", "pandas", "pyarrow", "gymnasium", "pettingzoo")
+
+#: Optional extras (pyproject's optional-dependencies) → (module, distribution) pairs they add.
+_EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
+    "llm": (("openai", "openai"), ("jsonschema", "jsonschema")),
+    "rl": (("stable_baselines3", "stable-baselines3"), ("torch", "torch")),
+    "rllib": (("ray", "ray"),),
+    "mesa": (("mesa", "mesa"),),
+    "ray": (("ray", "ray"),),
+    "viz": (("matplotlib", "matplotlib"),),
+    "minari": (("minari", "minari"), ("PIL", "pillow")),
+    "docs": (("mkdocs", "mkdocs"), ("material", "mkdocs-material")),
+}
+
+#: The headless browser HTML reports are opened in.
+_BROWSER = Path("/usr/bin/chromium")
+
+
+def _version(distribution: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` (top level) can be found, without importing it."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _rllib_missing() -> list[str]:
+    """Requirements of ``ray[rllib]`` that are not installed (or at a version it refuses)."""
+    from importlib import metadata
+
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:  # pragma: no cover - packaging comes with pip and most tools
+        return []
+    missing = []
+    for text in metadata.requires("ray") or []:
+        req = Requirement(text)
+        if req.marker is None or not req.marker.evaluate({"extra": "rllib"}):
+            continue
+        version = _version(req.name)
+        if version is None:
+            missing.append(req.name)
+        elif req.specifier and not req.specifier.contains(version, prereleases=True):
+            missing.append(f"{req.name}{req.specifier} (installed {version})")
+    return missing
+
+
+def _check_extras() -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for extra, parts in _EXTRAS.items():
+        packages = {dist: _version(dist) for module, dist in parts if _installed(module)}
+        missing = [dist for module, dist in parts if not _installed(module)]
+        note = ""
+        if extra == "rllib" and not missing:
+            missing = _rllib_missing()
+            if missing:
+                note = (
+                    "RLlib pins gymnasium 1.2.2: give it a venv of its own (benchmarks/ci/rllib.sh)"
+                )
+        out[extra] = {
+            "available": not missing,
+            "packages": packages,
+            "missing": missing,
+            "install": f"pip install 'recoworld[{extra}]'",
+            "note": note,
+        }
+    return out
+
+
+def _check_browser() -> dict[str, Any]:
+    import os
+    import shutil
+    import subprocess
+
+    path = str(_BROWSER) if os.access(_BROWSER, os.X_OK) else shutil.which("chromium")
+    if path is None:
+        return {
+            "available": False,
+            "path": None,
+            "version": None,
+            "note": f"HTML reports need a headless Chromium at {_BROWSER}",
+        }
+    try:
+        proc = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=20, check=False
+        )
+        version = proc.stdout.strip() or None
+    except (OSError, subprocess.TimeoutExpired):
+        version = None
+    return {"available": True, "path": path, "version": version, "note": ""}
+
+
+def _check_kernels() -> dict[str, Any]:
+    """Compile (or load from numba's cache) and call one small kernel."""
+    import time
+
+    start = time.perf_counter()
+    try:
+        import numpy as np
+
+        from recoworld import _kernels
+
+        row = _kernels.first_repeat_row(np.array([[1, 2, 3], [4, 5, 4]], np.int64))
+        if row != 1:
+            raise RuntimeError(f"first_repeat_row returned {row}, expected 1")
+    except Exception as exc:  # any failure of numba is the finding
+        return {"ok": False, "seconds": time.perf_counter() - start, "error": _brief(exc)}
+    return {"ok": True, "seconds": round(time.perf_counter() - start, 3), "error": None}
+
+
+def _brief(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _check_data(folder: Path) -> dict[str, Any]:
+    from recoworld.data.loaders import detect_format
+    from recoworld.errors import DatasetError
+
+    out: dict[str, Any] = {"path": str(folder), "ok": False, "datasets": {}, "error": None}
+    if not folder.is_dir():
+        out["error"] = f"{folder}: no such folder"
+        return out
+    candidates = [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]
+    for path in candidates:
+        try:
+            out["datasets"][path.name] = detect_format(path)
+        except DatasetError:
+            continue
+        if path == folder:
+            break  # the folder is one dataset
+    if out["datasets"]:
+        out["ok"] = True
+    else:
+        out["error"] = f"{folder}: no dataset folder in a known format (see docs/data.md)"
+    return out
+
+
+def _redact(url: str) -> str:
+    """``url`` without any user:password part."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _check_endpoint(url: str, key: str | None, model: str, timeout: float) -> dict[str, Any]:
+    """``GET {url}/models``: latency, the served model names, and whether ``model`` is one."""
+    import time
+    import urllib.error
+    import urllib.request
+    from urllib.parse import unquote, urlsplit
+
+    shown = _redact(url)
+    out: dict[str, Any] = {"url": shown, "ok": False, "latency_ms": None, "models": []}
+    headers = {"Accept": "application/json"}
+    parts = urlsplit(url)
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    elif parts.username is not None:  # credentials in the URL: HTTP basic authentication
+        import base64
+
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+    request = urllib.request.Request(f"{shown}/models", headers=headers, method="GET")
+    start = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            body = reply.read()
+    except urllib.error.HTTPError as exc:
+        hint = " (is the API key in the environment variable llm.client.api_key_env names?)"
+        out["error"] = f"HTTP {exc.code} {exc.reason}" + (hint if exc.code in (401, 403) else "")
+        return out
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        out["error"] = f"does not answer: {reason}"
+        return out
+    out["latency_ms"] = round((time.perf_counter() - start) * 1000, 1)
+    try:
+        data = json.loads(body)
+        out["models"] = [str(m["id"]) for m in data.get("data", [])]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        out["error"] = "answered, but not with an OpenAI model list (is the URL the …/v1 one?)"
+        return out
+    if model and out["models"] and model not in out["models"]:
+        out["error"] = f"does not serve model {model!r} (serves: {', '.join(out['models'])})"
+        return out
+    out["ok"] = True
+    out["error"] = None
+    return out
+
+
+def _llm_target(args: argparse.Namespace) -> tuple[list[str], str, str | None]:
+    """Endpoints, model and API key to check: the flags, else the scenario's ``llm.client``,
+    else ``OPENAI_BASE_URL`` / ``OPENAI_MODEL``; no endpoint configured: ``[]``."""
+    import os
+    from dataclasses import replace
+
+    from recoworld.llm.config import LLMConfig
+
+    config = LLMConfig()
+    if args.scenario:
+        from recoworld.scenario import load_scenario
+
+        config = load_scenario(args.scenario).llm.client
+    if args.llm_base_url:
+        config = replace(config, base_urls=tuple(args.llm_base_url))
+    if args.llm_model:
+        config = replace(config, model=args.llm_model)
+    config = config.with_environment()
+    if not config.base_urls:
+        return [], config.model, None
+    return list(config.endpoints()), config.model, os.environ.get(config.api_key_env)
+
+
+def _doctor_report(args: argparse.Namespace) -> dict[str, Any]:
+    import platform
+    import sys as _sys
+
+    report: dict[str, Any] = {
+        "python": {
+            "version": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": _sys.executable,
+        },
+        "packages": {"recoworld": __version__, **{name: _version(name) for name in _CORE}},
+        "extras": _check_extras(),
+        "browser": _check_browser(),
+        "kernels": _check_kernels(),
+        "data": None,
+        "llm": None,
+    }
+    data_dir = args.data_dir
+    if data_dir is None and args.scenario:
+        from recoworld.scenario import load_scenario
+
+        dataset = load_scenario(args.scenario).world.dataset
+        if dataset:
+            data_dir = Path(dataset)
+    if data_dir is not None:
+        report["data"] = _check_data(data_dir)
+    urls, model, key = _llm_target(args)
+    if urls:
+        report["llm"] = {
+            "model": model or None,
+            "endpoints": [_check_endpoint(url, key, model, args.timeout) for url in urls],
+        }
+    problems = []
+    if not report["kernels"]["ok"]:
+        problems.append(f"compiled kernels: {report['kernels']['error']}")
+    if report["data"] is not None and not report["data"]["ok"]:
+        problems.append(f"data: {report['data']['error']}")
+    for endpoint in (report["llm"] or {}).get("endpoints", []):
+        if not endpoint["ok"]:
+            problems.append(f"LLM endpoint {endpoint['url']}: {endpoint['error']}")
+    report["problems"] = problems
+    report["ok"] = not problems
+    return report
+
+
+def _print_doctor(report: dict[str, Any]) -> None:
+    py = report["python"]
+    lines = ["recoworld doctor", ""]
+    lines.append(f"  {'python':<12} {py['version']} ({py['implementation']}) {py['executable']}")
+    for name, version in report["packages"].items():
+        lines.append(f"  {name:<12} {version or 'not installed'}")
+    lines += ["", "optional extras (pip install 'recoworld[NAME]'):"]
+    for extra, info in report["extras"].items():
+        found = ", ".join(f"{d} {v}" for d, v in info["packages"].items())
+        if info["available"]:
+            detail = found
+        else:
+            detail = f"missing {', '.join(info['missing'])}; {info['install']}"
+            if info["note"]:
+                detail += f" — {info['note']}"
+        lines.append(f"  {extra:<12} {'yes' if info['available'] else 'no':<4} {detail}")
+    browser = report["browser"]
+    if browser["available"]:
+        detail = f"{browser['path']} ({browser['version'] or 'version unknown'})"
+    else:
+        detail = browser["note"]
+    state = "yes" if browser["available"] else "no"
+    lines.append(f"  {'browser':<12} {state:<4} {detail}, for HTML reports")
+    kernels = report["kernels"]
+    lines.append("")
+    if kernels["ok"]:
+        lines.append(
+            f"kernels: ok (numba compiled or loaded and ran one in {kernels['seconds']} s)"
+        )
+    else:
+        lines.append(f"kernels: FAILED — {kernels['error']}")
+    data = report["data"]
+    if data is None:
+        lines.append("data: no data folder given (--data-dir)")
+    elif data["ok"]:
+        found = ", ".join(f"{name} ({fmt})" for name, fmt in data["datasets"].items())
+        lines.append(f"data: {data['path']}: {found}")
+    else:
+        lines.append(f"data: FAILED — {data['error']}")
+    llm = report["llm"]
+    if llm is None:
+        lines.append(
+            "LLM: no endpoint configured (--llm-base-url, a scenario's llm, OPENAI_BASE_URL)"
+        )
+    else:
+        for endpoint in llm["endpoints"]:
+            if endpoint["ok"]:
+                served = ", ".join(endpoint["models"]) or "none listed"
+                lines.append(
+                    f"LLM: {endpoint['url']} answered in {endpoint['latency_ms']} ms; "
+                    f"models: {served}"
+                )
+            else:
+                lines.append(f"LLM: {endpoint['url']} FAILED — {endpoint['error']}")
+    lines.append("")
+    lines.append("everything asked for works" if report["ok"] else "problems found:")
+    lines += [f"  - {problem}" for problem in report["problems"]]
+    print("\n".join(lines))
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    if args.timeout <= 0:
+        raise RecoworldError(
+            f"--timeout: expected a positive number of seconds, got {args.timeout}"
+        )
+    err = Console(stderr=True)
+    quiet = args.quiet or args.json
+    with err.status("checking…", spinner="dots") if not quiet else _null():
+        report = _doctor_report(args)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_doctor(report)
+    return 0 if report["ok"] else 1
+
+
 class _null:
     def __enter__(self) -> None:
         return None
@@ -804,10 +1293,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "envs":
             return _cmd_envs(args)
+        if args.command == "doctor":
+            return _cmd_doctor(args)
         if args.command == "resume":
             return _cmd_resume(args)
         if args.command == "replay":
             return _cmd_replay(args)
+        if args.command == "report":
+            from recoworld.report import report_command
+
+            return report_command(args)
         if args.command == "bench":
             return _cmd_bench(args)
         if args.command == "probe":

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,82 @@ def test_help_shows_examples(tmp_path: Path) -> None:
     proc = run_cli(["run", "--help"], cwd=tmp_path, check=True)
     assert "examples:" in proc.stdout
     assert "--seed" in proc.stdout
+
+
+def _parsers() -> dict[str, argparse.ArgumentParser]:
+    """The top-level parser (key ``""``) and every sub-command's, from the real CLI."""
+    from recoworld.cli import _build_parser
+
+    parser = _build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {"": parser, **sub.choices}
+
+
+def _examples(help_text: str) -> list[str]:
+    """The command lines of the ``examples:`` block of a help text."""
+    lines = help_text.split("\nexamples:\n", 1)[1].splitlines()
+    out = []
+    for line in lines:
+        if not line.startswith("  "):
+            break
+        out.append(line.strip())
+    return [line for line in out if line.startswith("recoworld ")]
+
+
+@pytest.mark.parametrize("command", list(_parsers()), ids=lambda c: c or "recoworld")
+def test_every_command_has_examples_that_parse(command: str) -> None:
+    from recoworld.cli import _build_parser
+
+    help_text = _parsers()[command].format_help()
+    assert "\nexamples:\n" in help_text, f"recoworld {command} --help has no examples"
+    examples = _examples(help_text)
+    assert 2 <= len(examples) <= 6, examples
+    for line in examples:
+        words = shlex.split(line, comments=True)
+        if {"-h", "--help", "--version"} & set(words):
+            with pytest.raises(SystemExit) as exited:  # they print and exit 0 once parsed
+                _build_parser().parse_args(words[1:])
+            assert exited.value.code == 0, f"example does not parse: {line}"
+        else:
+            _build_parser().parse_args(words[1:])  # argparse exits 2 on a bad example
+
+
+def test_top_level_help_lists_every_command(tmp_path: Path) -> None:
+    proc = run_cli(["--help"], cwd=tmp_path, check=True)
+    assert "examples:" in proc.stdout
+    for command in _parsers():
+        assert command in proc.stdout
+    assert "doctor" in proc.stdout
+
+
+def test_long_commands_take_quiet() -> None:
+    """Every command that runs for long shows progress on stderr and takes -q/--quiet."""
+    parsers = _parsers()
+    for command in (
+        "run",
+        "bench",
+        "experiment",
+        "resume",
+        "replay",
+        "probe",
+        "personas",
+        "calibrate",
+        "fidelity",
+        "doctor",
+    ):
+        options = {o for a in parsers[command]._actions for o in a.option_strings}
+        assert {"-q", "--quiet"} <= options, command
+
+
+def test_run_report_and_the_report_command(tmp_path: Path) -> None:
+    proc = run_cli(["run", *SMALL, "--out", "R", "--report", "-q"], cwd=tmp_path, check=True)
+    report = tmp_path / "R" / "report.html"
+    assert f"Report: {report.resolve()}" in proc.stdout
+    assert "session viewer" in report.read_text(encoding="utf-8").lower()
+    proc = run_cli(["report", "R", "--out", "elsewhere.html"], cwd=tmp_path, check=True)
+    assert (tmp_path / "elsewhere.html").is_file()
+    assert "elsewhere.html" in proc.stdout
+    proc = run_cli(["report", "nope"], cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "no such folder" in proc.stderr
+    assert "Traceback" not in proc.stderr
