@@ -724,6 +724,9 @@ class LLMUsersConfig:
             numeric taste and traits.
         memory_tokens: token budget of the memory section of a page prompt (reflections, session
             summaries, recent interactions, in that order of priority).
+        page_tokens: target size of a whole page prompt (system message, persona, memory, the
+            page): the memory section gets at most what is left of it, so a long page (many
+            items, a long persona) keeps less memory. 0: no target.
         context_tokens: the server's context window; a prompt that would not fit with its reply
             is shortened (memory first, then item texts) or, failing that, not sent.
         reflection_importance: accumulated importance (click 1, like 2, share or comment 3,
@@ -741,6 +744,7 @@ class LLMUsersConfig:
     persona_tag: str | None = None
     personas: str | None = None
     memory_tokens: int = 200
+    page_tokens: int = 800
     context_tokens: int = 4096
     reflection_importance: float = 15.0
     item_text: Literal["text", "semantic_id", "both"] = "text"
@@ -757,6 +761,7 @@ class LLMUsersConfig:
             self.reply_tokens_per_item,
         )
         check(self.memory_tokens >= 0, "memory_tokens", "an integer >= 0", self.memory_tokens)
+        check(self.page_tokens >= 0, "page_tokens", "an integer >= 0", self.page_tokens)
         check(
             self.context_tokens >= 256,
             "context_tokens",

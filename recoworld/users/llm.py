@@ -71,9 +71,10 @@ _INSTRUCTION_IMPORTANCE = 3.0
 _SATISFACTION_PER_MOOD = 0.3
 _RATING = {"click": 3.0, "like": 5.0, "share": 5.0, "comment": 4.0}
 _REACTION_VERB = {0: "skipped", 1: "watched", 2: "liked", 3: "shared"}
-#: Characters per token assumed when sizing prompts (conservative for English and Llama/GPT
-#: tokenizers, which average about 4).
-CHARS_PER_TOKEN = 3.2
+#: Characters per token assumed when sizing prompts: conservative for English with Llama/GPT
+#: tokenizers (about 4 on prose; 3.0 measured with Llama-2's on page prompts, whose quoted
+#: titles and numbers tokenize densely).
+CHARS_PER_TOKEN = 2.9
 _KEEP_REFLECTIONS = 4
 _KEEP_SUMMARIES = 4
 
@@ -412,10 +413,14 @@ class LLMUserModel(UserModel):
             now += f' You last told the app: "{mind.instruction}".'
         reply = 80 + self.llm.reply_tokens_per_item * len(lines)
         fixed = estimate_tokens(self._system) + estimate_tokens(mind.persona.render() + now) + 16
-        room = self.llm.context_tokens - reply - fixed - estimate_tokens("\n".join(lines))
+        rest = fixed + estimate_tokens("\n".join(lines))
+        room = self.llm.context_tokens - reply - rest
         if room < 0:
             return None
-        memory = self._memory(world, user, min(self.llm.memory_tokens, room))
+        budget = min(self.llm.memory_tokens, room)
+        if self.llm.page_tokens:  # a long page keeps less memory, not a longer prompt
+            budget = max(0, min(budget, self.llm.page_tokens - rest))
+        memory = self._memory(world, user, budget)
         content = self._user_template.format(
             persona=mind.persona.render(), memory=memory, now=now, items="\n".join(lines)
         )
