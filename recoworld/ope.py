@@ -901,7 +901,7 @@ def collect(
     import pandas as pd
 
     from recoworld.policies.base import validate_slates
-    from recoworld.schedule import Simulation
+    from recoworld.schedule import Simulation, drive_ticks
 
     logging_policy = _build(logging)
     shadows = _build_targets(targets)
@@ -925,43 +925,37 @@ def collect(
     strip_logger = tee.privileged and not getattr(logging_policy, "privileged", False)
     rec = _Recorder(list(shadows))
     end = sim.world.clock.tick + (sim.n_ticks if n_ticks is None else int(n_ticks))
-    status = "failed"
-    try:
-        while sim.world.clock.tick < end:
-            request = sim.begin_tick()
-            if request is None:
-                stats = sim.end_tick(None).stats
-            else:
-                own = _view(request, request.rng, None, False) if strip_logger else request
-                slates = logging_policy.recommend(own)
-                _record_context(rec, request)
-                views = []
-                for label, policy in shadows.items():
-                    oracle = request.oracle if getattr(policy, "privileged", False) else None
-                    view = _view(request, streams[label][0], oracle, True)
-                    views.append(view)
-                    target_slates = validate_slates(policy.recommend(view), view, label)
-                    _record_target(rec, sim, label, policy, view, target_slates, streams, truth)
-                outcome = sim.end_tick(slates)
-                for view in views:
-                    view.seal()
-                if strip_logger:
-                    own.seal()
-                _record_logged(rec, request, outcome.feed, outcome.responses, logging_policy.name)
-                stats = outcome.stats
-            if on_tick is not None:
-                on_tick(stats)
-            reason = getattr(sim.user_model, "stop_reason", None) or tee.stop_reason
-            if reason is not None:  # as Simulation.run: stop cleanly, keep every tick
-                status = "budget_exhausted"
-                break
-        else:
-            status = "completed"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        sim.finish(status)
+
+    def step() -> TickStats:
+        request = sim.begin_tick()
+        if request is None:
+            return sim.end_tick(None).stats
+        own = _view(request, request.rng, None, False) if strip_logger else request
+        slates = logging_policy.recommend(own)
+        _record_context(rec, request)
+        views = []
+        for label, policy in shadows.items():
+            oracle = request.oracle if getattr(policy, "privileged", False) else None
+            view = _view(request, streams[label][0], oracle, True)
+            views.append(view)
+            target_slates = validate_slates(policy.recommend(view), view, label)
+            _record_target(rec, sim, label, policy, view, target_slates, streams, truth)
+        outcome = sim.end_tick(slates)
+        for view in views:
+            view.seal()
+        if strip_logger:
+            own.seal()
+        _record_logged(rec, request, outcome.feed, outcome.responses, logging_policy.name)
+        return outcome.stats
+
+    # The run loop of Simulation.run: a spent LLM budget stops cleanly, every tick kept.
+    status = drive_ticks(
+        step,
+        done=lambda: sim.world.clock.tick >= end,
+        finish=sim.finish,
+        stop_reason=lambda: sim.stop_reason,  # the user model's, or the tee's (its logger's)
+        progress=on_tick,
+    )
 
     cat = rec.cat
     c = sim.config.feed.n_candidates

@@ -150,7 +150,6 @@ def drive_ticks(
     should_stop: Callable[[], bool] | None = None,
     progress: Callable[[TickStats], None] | None = None,
     on_interrupt: Callable[[], object] | None = None,
-    after_tick: Callable[[TickStats], None] | None = None,
 ) -> str:
     """The run loop every driver of ticks shares (:meth:`Simulation.run`, the sharded world):
     ``step`` until ``done``; ``should_stop`` polled between ticks (then ``on_interrupt``, and the
@@ -168,8 +167,6 @@ def drive_ticks(
             stats = step()
             if progress is not None:
                 progress(stats)
-            if after_tick is not None:
-                after_tick(stats)
             reason = stop_reason()
             if reason is not None:  # stop cleanly, keep every completed tick
                 logger.warning("stopping after tick %d: %s", stats.tick, reason)
@@ -815,7 +812,9 @@ class Simulation:
         end = self.horizon if n_ticks is None else clock.tick + n_ticks
         every = self.config.record.checkpoint_every if self.recorder is not None else 0
 
-        def after_tick(stats: TickStats) -> None:
+        def on_tick(stats: TickStats) -> None:
+            if progress is not None:
+                progress(stats)
             if every and (stats.tick + 1) % every == 0 and clock.tick < end:
                 self.checkpoint()
 
@@ -823,16 +822,20 @@ class Simulation:
             self.step,
             done=lambda: clock.tick >= end,
             finish=self.finish,
-            stop_reason=lambda: (
-                getattr(self.user_model, "stop_reason", None)
-                or getattr(self.policy, "stop_reason", None)
-            ),
+            stop_reason=lambda: self.stop_reason,
             should_stop=should_stop,
-            progress=progress,
+            progress=on_tick,
             on_interrupt=self.checkpoint if self.recorder is not None else None,
-            after_tick=after_tick,
         )
         return self.result(status)
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the run must stop after this tick (e.g. an LLM budget spent by the user model or
+        the policy), or ``None``."""
+        return getattr(self.user_model, "stop_reason", None) or getattr(
+            self.policy, "stop_reason", None
+        )
 
     def checkpoint(self, path: str | os.PathLike[str] | None = None) -> Path:
         """Save everything the next tick needs (world, every random stream, the policy, the user

@@ -381,9 +381,7 @@ class ShardSimulation(Simulation):
         outbox = None
         if multi:
             outbox = self._outbox(opinion_before, counters_before, users, taste_before)
-        reason = getattr(self.user_model, "stop_reason", None) or getattr(
-            self.policy, "stop_reason", None
-        )
+        reason = self.stop_reason
         seconds = time.perf_counter() - start
         return TickReport(stats=stats, outbox=outbox, stop_reason=reason, seconds=seconds)
 

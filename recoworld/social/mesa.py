@@ -333,9 +333,8 @@ class RecoworldModel(mesa.Model):  # type: ignore[misc]
         if self.status is not None:
             return self.status
         sim = self.sim
-        for owner in (sim.user_model, sim.policy):  # e.g. a spent LLM budget, as in run()
-            if getattr(owner, "stop_reason", None) is not None:
-                return "budget_exhausted"
+        if sim.stop_reason is not None:  # e.g. a spent LLM budget, as in run()
+            return "budget_exhausted"
         if self.tick >= self._end_tick or bool(sim.world.population.churned.all()):
             return "completed"
         return None
