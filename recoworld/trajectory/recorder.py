@@ -22,6 +22,7 @@ import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -57,21 +58,18 @@ LABELS: dict[str, tuple[str, ...]] = {
 _CONSTANT = ("run", "policy", "model")
 
 
-def _dictionary_columns(schema: pa.Schema) -> list[str]:
-    """Columns written with Parquet's dictionary encoding: the label and constant columns and
-    the texts (few distinct values). Ids, counts and measurements are written plain: trying a
-    dictionary on them costs encoding time and, for ids and continuous values, space."""
+@cache
+def _dictionary_columns(table: str) -> list[str]:
+    """Columns of ``table`` written with Parquet's dictionary encoding: the label and constant
+    columns and the texts (few distinct values). Ids, counts and measurements are written plain:
+    trying a dictionary on them costs encoding time and, for ids and continuous values, space."""
     names = []
-    for f in schema:
+    for f in TABLES[table]:
         if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type):
             names.append(f.name)
         elif pa.types.is_list(f.type):
             names.append(f"{f.name}.list.element")  # the leaf's path
     return names
-
-
-#: Per table, the columns to dictionary-encode (:func:`_dictionary_columns`).
-_DICTIONARY = {table: _dictionary_columns(schema) for table, schema in TABLES.items()}
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -330,7 +328,9 @@ class Recorder:
         target = self.path / table / name
         tmp = target.with_name(name + ".tmp")
         data = data.combine_chunks().replace_schema_metadata(schema_of(table).metadata)
-        pq.write_table(data, tmp, compression=self.compression, use_dictionary=_DICTIONARY[table])
+        pq.write_table(
+            data, tmp, compression=self.compression, use_dictionary=_dictionary_columns(table)
+        )
         os.replace(tmp, target)
 
     def close(self, status: str = "completed", **extra: Any) -> None:
