@@ -1,4 +1,5 @@
-"""The progress bars of the command line: ticks of one simulation, or tasks of a batch."""
+"""The progress bars of the command line: ticks of one simulation, tasks of a batch, or a
+spinner for work of unknown length."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ if TYPE_CHECKING:
 
     from recoworld.schedule import Simulation, TickStats
 
-__all__ = ["count_progress", "tick_progress"]
+__all__ = ["count_progress", "spinner", "tick_progress"]
 
 
 @contextmanager
@@ -62,3 +63,15 @@ def count_progress(title: str, total: int, *, quiet: bool = False) -> tuple[Prog
         disable=quiet,
     )
     return bar, bar.add_task(title, total=total, last="")
+
+
+@contextmanager
+def spinner(text: str, *, quiet: bool = False) -> Iterator[None]:
+    """A spinner on stderr saying ``text`` while the block runs (nothing when ``quiet``)."""
+    if quiet:
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(text, spinner="dots"):
+        yield

@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Any
 
 from recoworld import __version__
+from recoworld._progress import spinner
 from recoworld.errors import RecoworldError
 
 __all__ = ["main"]
@@ -458,7 +459,6 @@ class _StopFlag:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from rich.console import Console
 
     from recoworld._config import override
     from recoworld.scenario import load_scenario
@@ -487,8 +487,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if updates:
         config = override(config, updates)
     out = args.out or Path("runs") / f"{config.name}-seed{config.seed}"
-    err = Console(stderr=True)
-    with err.status("building the world…", spinner="dots") if not args.quiet else _null():
+    with spinner("building the world…", quiet=args.quiet):
         sim = Simulation(config, out_dir=out)
     return _execute(sim, out, config.name, args.quiet, report=args.report)
 
@@ -525,7 +524,7 @@ def _execute(
         return EXIT_INTERRUPTED
     if status == "budget_exhausted":
         print(
-            f"recoworld: stopped after {result.ticks} ticks: {sim.user_model.stop_reason}; "
+            f"recoworld: stopped after {result.ticks} ticks: {sim.stop_reason}; "
             "every completed tick is saved",
             file=sys.stderr,
         )
@@ -625,14 +624,12 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from rich.console import Console
 
     from recoworld.schedule import Simulation
 
     if args.ticks is not None and args.ticks < 1:
         raise RecoworldError(f"--ticks: expected an integer >= 1, got {args.ticks}")
-    err = Console(stderr=True)
-    with err.status("loading the checkpoint…", spinner="dots") if not args.quiet else _null():
+    with spinner("loading the checkpoint…", quiet=args.quiet):
         sim = Simulation.resume(args.checkpoint)
     if sim.recorder is None:
         raise RecoworldError(f"{args.checkpoint}: the checkpoint of a run that recorded nothing")
@@ -641,24 +638,16 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from rich.console import Console
 
     from recoworld.replay import compare_runs, replay_simulation
 
-    err = Console(stderr=True)
     out = args.out or args.run_dir.with_name(args.run_dir.name + "-replay")
-    with (
-        err.status("rebuilding the run from its manifest…", spinner="dots")
-        if not args.quiet
-        else _null()
-    ):
+    with spinner("rebuilding the run from its manifest…", quiet=args.quiet):
         sim = replay_simulation(args.run_dir, out)
     code = _execute(sim, out, f"replay {args.run_dir.name}", args.quiet)
     if code:
         return code
-    with (
-        err.status("comparing the trajectory files…", spinner="dots") if not args.quiet else _null()
-    ):
+    with spinner("comparing the trajectory files…", quiet=args.quiet):
         differences = compare_runs(args.run_dir, out)
     if differences:
         print(f"replay differs from the original in: {', '.join(differences)}", file=sys.stderr)
@@ -681,9 +670,8 @@ def _cmd_fidelity(args: argparse.Namespace) -> int:
         ratios = []
     if not ratios or min(ratios) < 1:
         raise RecoworldError(f"--ratios {args.ratios!r}: expected integers >= 1, e.g. 1,2,3,9")
-    err = Console(stderr=True)
     quiet = args.quiet or args.json
-    with err.status("loading the dataset…", spinner="dots") if not quiet else _null():
+    with spinner("loading the dataset…", quiet=quiet):
         dataset = load_dataset(args.dataset, args.format)
     numeric = NumericDiscriminator(seed=args.seed)
     discriminator: Any = numeric
@@ -711,7 +699,7 @@ def _cmd_fidelity(args: argparse.Namespace) -> int:
         BarColumn(),
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
-        console=err,
+        console=Console(stderr=True),
         disable=quiet,
     )
     with progress:
@@ -745,9 +733,8 @@ def _cmd_personas(args: argparse.Namespace) -> int:
         write_pack,
     )
 
-    err = Console(stderr=True)
     split = ("train",)
-    with err.status("loading the dataset…", spinner="dots") if not args.quiet else _null():
+    with spinner("loading the dataset…", quiet=args.quiet):
         dataset = load_dataset(args.dataset, args.format)
         history = user_history(dataset, split=split, seed=args.seed)
     progress = Progress(
@@ -755,7 +742,7 @@ def _cmd_personas(args: argparse.Namespace) -> int:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=err,
+        console=Console(stderr=True),
         disable=args.quiet,
     )
     with progress:
@@ -806,16 +793,15 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from recoworld.data.loaders import load_dataset
     from recoworld.scenario import load_scenario
 
-    err = Console(stderr=True)
     config = load_scenario(args.scenario) if args.scenario else ScenarioConfig()
-    with err.status("loading the dataset…", spinner="dots") if not args.quiet else _null():
+    with spinner("loading the dataset…", quiet=args.quiet):
         dataset = load_dataset(args.dataset, args.format)
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TextColumn("{task.fields[stage]}"),
         TimeElapsedColumn(),
-        console=err,
+        console=Console(stderr=True),
         disable=args.quiet,
     )
     with progress:
@@ -884,366 +870,28 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 # -- recoworld doctor ------------------------------------------------------------------------
 
-#: The core libraries whose versions `recoworld doctor` prints (distribution names).
-_CORE = ("numpy", "numba", "pandas", "pyarrow", "gymnasium", "pettingzoo")
-
-#: Optional extras (pyproject's optional-dependencies) → (module, distribution) pairs they add.
-_EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
-    "llm": (("openai", "openai"), ("jsonschema", "jsonschema")),
-    "rl": (("stable_baselines3", "stable-baselines3"), ("torch", "torch")),
-    "rllib": (("ray", "ray"),),
-    "mesa": (("mesa", "mesa"),),
-    "ray": (("ray", "ray"),),
-    "viz": (("matplotlib", "matplotlib"),),
-    "minari": (("minari", "minari"), ("PIL", "pillow")),
-    "docs": (("mkdocs", "mkdocs"), ("material", "mkdocs-material")),
-}
-
-#: The headless browser HTML reports are opened in.
-_BROWSER = Path("/usr/bin/chromium")
-
-
-def _version(distribution: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _installed(module: str) -> bool:
-    """Whether ``module`` (top level) can be found, without importing it."""
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def _rllib_missing() -> list[str]:
-    """Requirements of ``ray[rllib]`` that are not installed (or at a version it refuses)."""
-    from importlib import metadata
-
-    try:
-        from packaging.requirements import Requirement
-    except ImportError:  # pragma: no cover - packaging comes with pip and most tools
-        return []
-    missing = []
-    for text in metadata.requires("ray") or []:
-        req = Requirement(text)
-        if req.marker is None or not req.marker.evaluate({"extra": "rllib"}):
-            continue
-        version = _version(req.name)
-        if version is None:
-            missing.append(req.name)
-        elif req.specifier and not req.specifier.contains(version, prereleases=True):
-            missing.append(f"{req.name}{req.specifier} (installed {version})")
-    return missing
-
-
-def _check_extras() -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for extra, parts in _EXTRAS.items():
-        packages = {dist: _version(dist) for module, dist in parts if _installed(module)}
-        missing = [dist for module, dist in parts if not _installed(module)]
-        note = ""
-        if extra == "rllib" and not missing:
-            missing = _rllib_missing()
-            if missing:
-                note = (
-                    "RLlib pins gymnasium 1.2.2: give it a venv of its own (benchmarks/ci/rllib.sh)"
-                )
-        out[extra] = {
-            "available": not missing,
-            "packages": packages,
-            "missing": missing,
-            "install": f"pip install 'recoworld[{extra}]'",
-            "note": note,
-        }
-    return out
-
-
-def _check_browser() -> dict[str, Any]:
-    import os
-    import shutil
-    import subprocess
-
-    path = str(_BROWSER) if os.access(_BROWSER, os.X_OK) else shutil.which("chromium")
-    if path is None:
-        return {
-            "available": False,
-            "path": None,
-            "version": None,
-            "note": f"HTML reports need a headless Chromium at {_BROWSER}",
-        }
-    try:
-        proc = subprocess.run(
-            [path, "--version"], capture_output=True, text=True, timeout=20, check=False
-        )
-        version = proc.stdout.strip() or None
-    except (OSError, subprocess.TimeoutExpired):
-        version = None
-    return {"available": True, "path": path, "version": version, "note": ""}
-
-
-def _check_kernels() -> dict[str, Any]:
-    """Compile (or load from numba's cache) and call one small kernel."""
-    import time
-
-    start = time.perf_counter()
-    try:
-        import numpy as np
-
-        from recoworld import _kernels
-
-        row = _kernels.first_repeat_row(np.array([[1, 2, 3], [4, 5, 4]], np.int64))
-        if row != 1:
-            raise RuntimeError(f"first_repeat_row returned {row}, expected 1")
-    except Exception as exc:  # any failure of numba is the finding
-        return {"ok": False, "seconds": time.perf_counter() - start, "error": _brief(exc)}
-    return {"ok": True, "seconds": round(time.perf_counter() - start, 3), "error": None}
-
-
-def _brief(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _check_data(folder: Path) -> dict[str, Any]:
-    from recoworld.data.loaders import detect_format
-    from recoworld.errors import DatasetError
-
-    out: dict[str, Any] = {"path": str(folder), "ok": False, "datasets": {}, "error": None}
-    if not folder.is_dir():
-        out["error"] = f"{folder}: no such folder"
-        return out
-    candidates = [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]
-    for path in candidates:
-        try:
-            out["datasets"][path.name] = detect_format(path)
-        except DatasetError:
-            continue
-        if path == folder:
-            break  # the folder is one dataset
-    if out["datasets"]:
-        out["ok"] = True
-    else:
-        out["error"] = f"{folder}: no dataset folder in a known format (see docs/data.md)"
-    return out
-
-
-def _redact(url: str) -> str:
-    """``url`` without any user:password part."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _check_endpoint(url: str, key: str | None, model: str, timeout: float) -> dict[str, Any]:
-    """``GET {url}/models``: latency, the served model names, and whether ``model`` is one."""
-    import time
-    import urllib.error
-    import urllib.request
-    from urllib.parse import unquote, urlsplit
-
-    shown = _redact(url)
-    out: dict[str, Any] = {"url": shown, "ok": False, "latency_ms": None, "models": []}
-    headers = {"Accept": "application/json"}
-    parts = urlsplit(url)
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    elif parts.username is not None:  # credentials in the URL: HTTP basic authentication
-        import base64
-
-        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-    request = urllib.request.Request(f"{shown}/models", headers=headers, method="GET")
-    start = time.perf_counter()
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as reply:
-            body = reply.read()
-    except urllib.error.HTTPError as exc:
-        hint = " (is the API key in the environment variable llm.client.api_key_env names?)"
-        out["error"] = f"HTTP {exc.code} {exc.reason}" + (hint if exc.code in (401, 403) else "")
-        return out
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        out["error"] = f"does not answer: {reason}"
-        return out
-    out["latency_ms"] = round((time.perf_counter() - start) * 1000, 1)
-    try:
-        data = json.loads(body)
-        out["models"] = [str(m["id"]) for m in data.get("data", [])]
-    except (ValueError, TypeError, KeyError, AttributeError):
-        out["error"] = "answered, but not with an OpenAI model list (is the URL the …/v1 one?)"
-        return out
-    if model and out["models"] and model not in out["models"]:
-        out["error"] = f"does not serve model {model!r} (serves: {', '.join(out['models'])})"
-        return out
-    out["ok"] = True
-    out["error"] = None
-    return out
-
-
-def _llm_target(args: argparse.Namespace) -> tuple[list[str], str, str | None]:
-    """Endpoints, model and API key to check: the flags, else the scenario's ``llm.client``,
-    else ``OPENAI_BASE_URL`` / ``OPENAI_MODEL``; no endpoint configured: ``[]``."""
-    import os
-    from dataclasses import replace
-
-    from recoworld.llm.config import LLMConfig
-
-    config = LLMConfig()
-    if args.scenario:
-        from recoworld.scenario import load_scenario
-
-        config = load_scenario(args.scenario).llm.client
-    if args.llm_base_url:
-        config = replace(config, base_urls=tuple(args.llm_base_url))
-    if args.llm_model:
-        config = replace(config, model=args.llm_model)
-    config = config.with_environment()
-    if not config.base_urls:
-        return [], config.model, None
-    return list(config.endpoints()), config.model, os.environ.get(config.api_key_env)
-
-
-def _doctor_report(args: argparse.Namespace) -> dict[str, Any]:
-    import platform
-    import sys as _sys
-
-    report: dict[str, Any] = {
-        "python": {
-            "version": platform.python_version(),
-            "implementation": platform.python_implementation(),
-            "executable": _sys.executable,
-        },
-        "packages": {"recoworld": __version__, **{name: _version(name) for name in _CORE}},
-        "extras": _check_extras(),
-        "browser": _check_browser(),
-        "kernels": _check_kernels(),
-        "data": None,
-        "llm": None,
-    }
-    data_dir = args.data_dir
-    if data_dir is None and args.scenario:
-        from recoworld.scenario import load_scenario
-
-        dataset = load_scenario(args.scenario).world.dataset
-        if dataset:
-            data_dir = Path(dataset)
-    if data_dir is not None:
-        report["data"] = _check_data(data_dir)
-    urls, model, key = _llm_target(args)
-    if urls:
-        report["llm"] = {
-            "model": model or None,
-            "endpoints": [_check_endpoint(url, key, model, args.timeout) for url in urls],
-        }
-    problems = []
-    if not report["kernels"]["ok"]:
-        problems.append(f"compiled kernels: {report['kernels']['error']}")
-    if report["data"] is not None and not report["data"]["ok"]:
-        problems.append(f"data: {report['data']['error']}")
-    for endpoint in (report["llm"] or {}).get("endpoints", []):
-        if not endpoint["ok"]:
-            problems.append(f"LLM endpoint {endpoint['url']}: {endpoint['error']}")
-    report["problems"] = problems
-    report["ok"] = not problems
-    return report
-
-
-def _print_doctor(report: dict[str, Any]) -> None:
-    py = report["python"]
-    lines = ["recoworld doctor", ""]
-    lines.append(f"  {'python':<12} {py['version']} ({py['implementation']}) {py['executable']}")
-    for name, version in report["packages"].items():
-        lines.append(f"  {name:<12} {version or 'not installed'}")
-    lines += ["", "optional extras (pip install 'recoworld[NAME]'):"]
-    for extra, info in report["extras"].items():
-        found = ", ".join(f"{d} {v}" for d, v in info["packages"].items())
-        if info["available"]:
-            detail = found
-        else:
-            detail = f"missing {', '.join(info['missing'])}; {info['install']}"
-            if info["note"]:
-                detail += f" — {info['note']}"
-        lines.append(f"  {extra:<12} {'yes' if info['available'] else 'no':<4} {detail}")
-    browser = report["browser"]
-    if browser["available"]:
-        detail = f"{browser['path']} ({browser['version'] or 'version unknown'})"
-    else:
-        detail = browser["note"]
-    state = "yes" if browser["available"] else "no"
-    lines.append(f"  {'browser':<12} {state:<4} {detail}, for HTML reports")
-    kernels = report["kernels"]
-    lines.append("")
-    if kernels["ok"]:
-        lines.append(
-            f"kernels: ok (numba compiled or loaded and ran one in {kernels['seconds']} s)"
-        )
-    else:
-        lines.append(f"kernels: FAILED — {kernels['error']}")
-    data = report["data"]
-    if data is None:
-        lines.append("data: no data folder given (--data-dir)")
-    elif data["ok"]:
-        found = ", ".join(f"{name} ({fmt})" for name, fmt in data["datasets"].items())
-        lines.append(f"data: {data['path']}: {found}")
-    else:
-        lines.append(f"data: FAILED — {data['error']}")
-    llm = report["llm"]
-    if llm is None:
-        lines.append(
-            "LLM: no endpoint configured (--llm-base-url, a scenario's llm, OPENAI_BASE_URL)"
-        )
-    else:
-        for endpoint in llm["endpoints"]:
-            if endpoint["ok"]:
-                served = ", ".join(endpoint["models"]) or "none listed"
-                lines.append(
-                    f"LLM: {endpoint['url']} answered in {endpoint['latency_ms']} ms; "
-                    f"models: {served}"
-                )
-            else:
-                lines.append(f"LLM: {endpoint['url']} FAILED — {endpoint['error']}")
-    lines.append("")
-    lines.append("everything asked for works" if report["ok"] else "problems found:")
-    lines += [f"  - {problem}" for problem in report["problems"]]
-    print("\n".join(lines))
-
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    from recoworld.doctor import doctor_report, format_report
 
     if args.timeout <= 0:
         raise RecoworldError(
             f"--timeout: expected a positive number of seconds, got {args.timeout}"
         )
-    err = Console(stderr=True)
     quiet = args.quiet or args.json
-    with err.status("checking…", spinner="dots") if not quiet else _null():
-        report = _doctor_report(args)
+    with spinner("checking…", quiet=quiet):
+        report = doctor_report(
+            scenario=args.scenario,
+            data_dir=args.data_dir,
+            llm_base_urls=args.llm_base_url or (),
+            llm_model=args.llm_model,
+            timeout=args.timeout,
+        )
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        _print_doctor(report)
+        print(format_report(report))
     return 0 if report["ok"] else 1
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _print_summary(summary: dict[str, Any], status: str, ticks: int, n_ticks: int) -> None:
